@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Action for detached.jobs.async_status: builtin-compatible status and cleanup, plus kill."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir
+
+
+class ActionModule(ActionBase):
+    _requires_connection = True
+
+    def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(
+            argument_spec={
+                "jid": {"type": "str", "required": True},
+                "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},
+            },
+        )
+        # The same shape as ansible.builtin.async_status answers with, whatever happens.
+        result.update(ansible_job_id=args["jid"], started=False, finished=False, stdout="", stderr="", stdout_lines=[], stderr_lines=[])
+        try:
+            module_args = dict(args, _async_dir=async_dir(self))
+            answer = self._execute_module(module_name="detached.jobs.async_status", module_args=module_args, task_vars=task_vars or {})
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        job = answer.pop("job", None)
+        if isinstance(job, dict):
+            # The stored result of the job comes back nested, so that the module's own output
+            # handling leaves it as the job wrote it; it becomes the task's result here.
+            answer = merge_hash(answer, job)
+            for key in ("stdout", "stderr"):
+                if isinstance(answer.get(key), str) and f"{key}_lines" not in job:
+                    answer[f"{key}_lines"] = answer[key].splitlines()
+        result = merge_hash(result, answer)
+        for key in ("started", "finished"):
+            result[key] = bool(result.get(key))
+        return result

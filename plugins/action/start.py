@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Action for detached.jobs.start: launch any module, or a command, as detached jobs."""
+
+from __future__ import annotations
+
+import shlex
+import typing as t
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host_module
+from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
+
+_JOB_OPTIONS: dict[str, dict] = {
+    "module": {"type": "str"},
+    "args": {"type": "dict"},
+    "cmd": {"type": "str"},
+    "argv": {"type": "list", "elements": "str"},
+    "chdir": {"type": "path"},
+    "name": {"type": "str"},
+    "if_running": {"type": "str", "choices": ["attach", "fail", "restart"]},
+    "timeout": {"type": "int"},
+    "grace": {"type": "int"},
+    "output_limit": {"type": "int"},
+}
+_WHAT = ["module", "cmd", "argv"]
+
+ARGUMENT_SPEC: dict[str, dict] = dict(
+    _JOB_OPTIONS,
+    jobs={"type": "list", "elements": "dict", "options": _JOB_OPTIONS, "mutually_exclusive": [_WHAT], "required_one_of": [_WHAT]},
+    poll={"type": "int", "default": 0},
+    cleanup={"type": "bool", "default": False},
+)
+_DEFAULTS = {"if_running": "attach", "timeout": 3600, "grace": 5, "output_limit": 16 * 1024 * 1024}
+_SLACK = 30  # seconds a poll waits beyond the job's own limit and grace
+
+
+class ActionModule(ActionBase):
+    _requires_connection = True
+
+    def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _, args = self.validate_argument_spec(
+            argument_spec=ARGUMENT_SPEC,
+            mutually_exclusive=[_WHAT + ["jobs"], ["args", "cmd"], ["args", "argv"], ["args", "jobs"]],
+            required_one_of=[_WHAT + ["jobs"]],
+        )
+        if args["poll"] < 0:
+            raise AnsibleActionFail(f"poll must be 0 or more, got {args['poll']}")
+        if args["cleanup"] and not args["poll"]:
+            raise AnsibleActionFail("cleanup needs poll > 0: a job that is not waited for keeps its files until it is collected")
+        batch = args["jobs"] is not None
+        wanted = args["jobs"] if batch else [{k: args[k] for k in _JOB_OPTIONS}]
+        check = bool(self._task.check_mode)
+        try:
+            specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
+            dir_ = async_dir(self)
+            answer = run_host_module(
+                self, "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, deadline=None, what="start"
+            )
+            if answer.get("unreachable") or answer.get("failed"):
+                result.update(answer)
+                return result
+            jobs = [dict(job, async_dir=dir_) for job in answer.get("jobs", [])]
+            if args["poll"] and not check:
+                result.update(self._poll(jobs, specs, args, task_vars, batch))
+                return result
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        failed = [job for job in jobs if job.get("failed")]
+        changed = any(job.get("changed") for job in jobs)
+        if not batch:
+            result.update(jobs[0])
+            return result
+        result.update(
+            jobs=jobs,
+            ansible_job_ids=[job.get("ansible_job_id") for job in jobs],
+            changed=changed,
+            failed=bool(failed),
+            msg=_failures(failed) if failed else f"{len(jobs)} jobs started or attached",
+        )
+        return result
+
+    def _job_spec(self, i: int, job: dict, args: dict, task_vars: dict, batch: bool, check: bool) -> dict:
+        where = f"jobs[{i}]" if batch else "the task"
+
+        def opt(key: str) -> t.Any:
+            value = job.get(key)
+            if value is None:
+                value = args.get(key) if batch else None
+            return _DEFAULTS.get(key) if value is None else value
+
+        spec: dict[str, t.Any] = {key: opt(key) for key in ("chdir", "name", "if_running", "timeout", "grace", "output_limit")}
+        for key in ("timeout", "grace", "output_limit"):
+            if spec[key] < 0:
+                raise AnsibleActionFail(f"{where}: {key} must be 0 or more, got {spec[key]}")
+        if job.get("cmd") is not None:
+            try:
+                spec["argv"] = shlex.split(job["cmd"])
+            except ValueError as ex:
+                raise AnsibleActionFail(f"{where}: cannot split cmd {job['cmd']!r}: {ex}") from ex
+            if not spec["argv"]:
+                raise AnsibleActionFail(f"{where}: cmd is empty")
+        elif job.get("argv") is not None:
+            if not job["argv"]:
+                raise AnsibleActionFail(f"{where}: argv is empty")
+            spec["argv"] = [str(a) for a in job["argv"]]
+        else:
+            module = job.get("module")
+            if not module:
+                raise AnsibleActionFail(f"{where}: give module (with args), cmd or argv")
+            module_args = job.get("args") or {}
+            if check:
+                spec["module"] = module
+            else:
+                try:
+                    spec.update(build_module_job(self, module, module_args, task_vars))
+                except AnsibleActionFail:
+                    raise
+                except Exception as ex:
+                    raise AnsibleActionFail(f"{where}: cannot prepare module {module!r}: {ex}") from ex
+        return spec
+
+    def _poll(self, jobs: list[dict], specs: list[dict], args: dict, task_vars: dict, batch: bool) -> dict:
+        limits = [spec.get("timeout") or 0 for spec in specs]
+        timeout = 0 if 0 in limits else max(limits) + max(spec.get("grace") or 0 for spec in specs) + _SLACK
+        refs = []
+        for job in jobs:
+            if job.get("ansible_job_id"):
+                refs.append(JobRef(job["ansible_job_id"], (job.get("detached") or {}).get("name"), job.get("async_dir")))
+            else:
+                refs.append(JobRef(None, None, error=str(job.get("msg", "the job did not start"))))
+        waited = Waiter(self, task_vars, refs, [], timeout=timeout, poll=args["poll"], cleanup=args["cleanup"]).run()
+        if batch:
+            return waited
+        job = waited["jobs"][0] if waited["jobs"] else {"failed": True, "msg": waited["msg"]}
+        job = dict(job, changed=bool(job.get("changed", True)))
+        job.pop("label", None)
+        return job
+
+
+def _failures(failed: list[dict]) -> str:
+    return "; ".join(str(job.get("msg")) for job in failed)

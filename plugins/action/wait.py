@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Action for detached.jobs.wait: wait for many jobs of a host in one task."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import collect
+from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
+
+ARGUMENT_SPEC = {
+    "jobs": {"type": "raw", "default": []},
+    "names": {"type": "list", "elements": "str", "default": []},
+    "timeout": {"type": "int", "default": 3600},
+    "poll": {"type": "int", "default": 15},
+    "fail_fast": {"type": "bool", "default": False},
+    "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
+    "cleanup": {"type": "bool", "default": False},
+}
+
+
+class ActionModule(ActionBase):
+    _requires_connection = True
+
+    def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        for key in ("timeout", "poll"):
+            if args[key] < 0:
+                raise AnsibleActionFail(f"{key} must be 0 or more, got {args[key]}")
+        refs = collect(args["jobs"])
+        if not refs and not args["names"]:
+            raise AnsibleActionFail("nothing to wait for: give jobs (ids or registered results) or names")
+        waiter = Waiter(
+            self,
+            task_vars or {},
+            refs,
+            args["names"],
+            timeout=args["timeout"],
+            poll=args["poll"] or 15,
+            fail_fast=args["fail_fast"],
+            on_timeout=args["on_timeout"],
+            cleanup=args["cleanup"],
+        )
+        try:
+            result.update(waiter.run())
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result

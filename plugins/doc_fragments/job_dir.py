@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # For every plugin that reads or writes jobs in the job directory.
+    DOCUMENTATION = r"""
+options: {}
+notes:
+  - Jobs live in the job directory of the user the task runs as, by default C(~/.ansible_async)
+    (the shell plugin's C(async_dir) option, as for the C(async) keyword). The directory is made
+    private (mode 0700) and every job file is 0600.
+  - A job started with C(become) is found only by tasks that use the same C(become) and C(become_user).
+  - Jobs started by ansible-core's C(async) keyword and by Mitogen are read too; they record no
+    process id, so they cannot be killed and are never reported as vanished.
+"""

@@ -1,0 +1,390 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""The job directory and its status files. Private to the detached.jobs collection.
+
+This is the only code that knows the file format (see docs/architecture.md):
+job id and name validation, path containment, atomic writes, reads, listing,
+the name index and the directory lock. Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
+if TYPE_CHECKING:
+    import typing as t
+
+    Record = t.Dict[str, t.Any]
+
+import errno
+import fcntl
+import json
+import os
+import re
+import stat
+import time
+
+FORMAT_VERSION = 1
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMEOUT = "timeout"
+KILLED = "killed"
+VANISHED = "vanished"
+STATES = (RUNNING, SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
+FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
+
+# ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
+_JID_RE = re.compile(r"\A(?:j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})\Z")
+_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
+# Files that belong to a job: <jid>.<suffix>
+SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
+NAMES_DIR = ".names"
+LOCK_FILE = ".lock"
+_MAX_STATUS_BYTES = 256 * 1024 * 1024
+
+
+
+class JobStoreError(Exception):
+    """A problem with the job directory or a job's files; the message names the thing involved."""
+
+
+class InvalidJobId(JobStoreError):
+    pass
+
+
+class InvalidName(JobStoreError):
+    pass
+
+
+class JobNotFound(JobStoreError):
+    pass
+
+
+class CorruptJob(JobStoreError):
+    pass
+
+
+def validate_jid(jid: object) -> str:
+    """Return jid if it is a job id this collection accepts, else raise InvalidJobId."""
+    if not isinstance(jid, str) or not _JID_RE.match(jid):
+        raise InvalidJobId(
+            f"invalid job id {jid!r}: expected an ansible-core id like 'j123456789012.4242' or a 16-hex-digit Mitogen id"
+        )
+    return jid
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidName(
+            f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit"
+        )
+    return name
+
+
+def new_jid(rand: int, pid: int) -> str:
+    """A job id in ansible-core's form."""
+    return f"j{rand}.{pid}"
+
+
+def _os_error(what: str, ex: OSError) -> str:
+    return f"{what}: {ex.strerror or ex}"
+
+
+def state_of(record: Record) -> str:
+    """The detached state of any status record, ours or one written by ansible-core's async_wrapper."""
+    meta = record.get("detached")
+    if isinstance(meta, dict) and meta.get("state") in STATES:
+        return str(meta["state"])
+    if not is_finished(record):
+        return RUNNING
+    if record.get("failed"):
+        if str(record.get("msg", "")).startswith("Timeout exceeded"):
+            return TIMEOUT
+        return FAILED
+    return SUCCEEDED
+
+
+def is_finished(record: Record) -> bool:
+    """ansible-core's rule: a record without 'started' is a finished module result."""
+    if "started" not in record:
+        return True
+    return bool(record.get("finished", False))
+
+
+def running_record(jid: str, results_file: str, meta: Record) -> Record:
+    meta = dict(meta, version=FORMAT_VERSION, state=RUNNING)
+    return {"started": True, "finished": False, "ansible_job_id": jid, "results_file": results_file, "detached": meta}
+
+
+def final_record(jid: str, results_file: str, result: Record, meta: Record, state: str) -> Record:
+    if state not in FINAL_STATES:
+        raise ValueError(f"not a final state: {state!r}")
+    record = dict(result)
+    for key in ("started", "finished", "ansible_job_id", "results_file", "detached"):
+        record.pop(key, None)
+    if state != SUCCEEDED:
+        record["failed"] = True
+    record.update(
+        started=True,
+        finished=True,
+        ansible_job_id=jid,
+        results_file=results_file,
+        detached=dict(meta, version=FORMAT_VERSION, state=state),
+    )
+    return record
+
+
+def view(jid: str, path: str, record: Record) -> Record:
+    """A status as readers return it: builtin-compatible keys always present, a 'detached' object always present.
+
+    Records written by ansible-core's async_wrapper get a synthesized 'detached' object (liveness unknown).
+    """
+    out = dict(record)
+    out.setdefault("ansible_job_id", jid)
+    out.setdefault("results_file", path)
+    finished = is_finished(record)
+    out["started"] = True
+    out["finished"] = finished
+    meta = record.get("detached")
+    if not isinstance(meta, dict):
+        meta = {"version": None, "state": state_of(record), "name": None, "module": None, "foreign": True}
+        out["detached"] = meta
+    return out
+
+
+class JobStore:
+    """One job directory (by default ~/.ansible_async)."""
+
+    def __init__(self, path: str, create: bool = True) -> None:
+        self.path = os.path.abspath(os.path.expanduser(path))
+        if create:
+            self.ensure()
+
+    # --- the directory -------------------------------------------------
+    def ensure(self) -> None:
+        """Create the directory 0700; tighten an existing one that we own."""
+        try:
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            st = os.stat(self.path)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot create job directory {self.path}", ex)) from ex
+        if not stat.S_ISDIR(st.st_mode):
+            raise JobStoreError(f"job directory {self.path} is not a directory")
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            try:
+                os.chmod(self.path, 0o700)
+            except OSError as ex:
+                raise JobStoreError(_os_error(f"cannot make job directory {self.path} private", ex)) from ex
+
+    def job_path(self, jid: str) -> str:
+        return os.path.join(self.path, validate_jid(jid))
+
+    def extra_path(self, jid: str, suffix: str) -> str:
+        if suffix not in SUFFIXES:
+            raise ValueError(f"unknown job file suffix {suffix!r}")
+        return f"{self.job_path(jid)}.{suffix}"
+
+    # --- files -----------------------------------------------------------
+    def create_private(self, path: str, data: bytes = b"", mode: int = 0o600) -> None:
+        """Create a new private file (never following or replacing anything already there)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot create {path}", ex)) from ex
+        try:
+            _write_all(fd, data)
+        except OSError as ex:
+            os.close(fd)
+            _unlink_quiet(path)
+            raise JobStoreError(_os_error(f"cannot write {path}", ex)) from ex
+        os.close(fd)
+
+    def open_output(self, jid: str, suffix: str) -> int:
+        path = self.extra_path(jid, suffix)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"job {jid}: cannot create output file {path}", ex)) from ex
+
+    def _atomic_write(self, path: str, data: bytes, what: str) -> None:
+        tmp = os.path.join(self.path, f".{os.path.basename(path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"{what}: cannot create {tmp}", ex)) from ex
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as ex:
+            _unlink_quiet(tmp)
+            raise JobStoreError(_os_error(f"{what}: cannot write {path}", ex)) from ex
+
+    def write(self, jid: str, record: Record) -> None:
+        """Replace the status file of jid atomically (tmp + fsync + rename); the old content survives any failure."""
+        path = self.job_path(jid)
+        data = json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        self._atomic_write(path, data, f"job {jid}")
+
+    def read_bytes(self, jid: str) -> bytes:
+        path = self.job_path(jid)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as ex:
+            if ex.errno == errno.ENOENT:
+                raise JobNotFound(f"job {jid}: no status file {path}") from ex
+            if ex.errno == errno.ELOOP:
+                raise CorruptJob(f"job {jid}: {path} is a symlink; refusing to follow it") from ex
+            raise JobStoreError(_os_error(f"job {jid}: cannot open {path}", ex)) from ex
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptJob(f"job {jid}: {path} is not a regular file")
+            if st.st_size > _MAX_STATUS_BYTES:
+                raise CorruptJob(f"job {jid}: {path} is {st.st_size} bytes, more than a status file can be")
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks)
+
+    def read(self, jid: str) -> Record:
+        """The raw record of jid. JobNotFound if there is no file, CorruptJob if it is not a JSON object."""
+        path = self.job_path(jid)
+        data = self.read_bytes(jid)
+        if not data.strip():
+            raise CorruptJob(f"job {jid}: status file {path} is empty")
+        try:
+            record = json.loads(data.decode("utf-8", errors="surrogateescape"))
+        except ValueError as ex:
+            raise CorruptJob(f"job {jid}: status file {path} is not valid JSON ({ex}); it may be half-written or damaged") from ex
+        if not isinstance(record, dict):
+            raise CorruptJob(f"job {jid}: status file {path} holds a JSON {type(record).__name__}, not an object")
+        return record
+
+    def exists(self, jid: str) -> bool:
+        return os.path.lexists(self.job_path(jid))
+
+    def mtime_ns(self, jid: str) -> int | None:
+        try:
+            return os.lstat(self.job_path(jid)).st_mtime_ns
+        except OSError:
+            return None
+
+    def files_of(self, jid: str) -> list[str]:
+        """The status file and every extra file of jid that exists."""
+        base = self.job_path(jid)
+        paths = [base] + [f"{base}.{suffix}" for suffix in SUFFIXES]
+        return [p for p in paths if os.path.lexists(p)]
+
+    def remove(self, jid: str) -> list[str]:
+        """Remove the job's status file and all its extra files; returns what was removed."""
+        removed = []
+        for path in self.files_of(jid):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as ex:
+                raise JobStoreError(_os_error(f"job {jid}: cannot remove {path}", ex)) from ex
+            removed.append(path)
+        return removed
+
+    def remove_extra(self, jid: str, suffixes: t.Iterable[str]) -> None:
+        for suffix in suffixes:
+            _unlink_quiet(self.extra_path(jid, suffix))
+
+    def list_jids(self) -> list[str]:
+        """Job ids with a status file in this directory (ours, the async keyword's, Mitogen's)."""
+        try:
+            entries = os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
+        return sorted(e for e in entries if _JID_RE.match(e))
+
+    # --- names and locking ---------------------------------------------
+    def lock(self) -> _Lock:
+        return _Lock(os.path.join(self.path, LOCK_FILE))
+
+    def _name_path(self, name: str) -> str:
+        return os.path.join(self.path, NAMES_DIR, validate_name(name))
+
+    def name_get(self, name: str) -> str | None:
+        """The newest job id recorded under name, or None."""
+        path = self._name_path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"job name {name!r}: cannot read {path}", ex)) from ex
+        try:
+            content = os.read(fd, 256).decode("ascii", errors="replace").strip()
+        finally:
+            os.close(fd)
+        try:
+            return validate_jid(content)
+        except InvalidJobId as ex:
+            raise CorruptJob(f"job name {name!r}: index file {path} does not hold a job id") from ex
+
+    def name_set(self, name: str, jid: str) -> None:
+        path = self._name_path(name)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot create {os.path.dirname(path)}", ex)) from ex
+        self._atomic_write(path, validate_jid(jid).encode("ascii"), f"job name {name!r}")
+
+    def name_clear(self, name: str, jid: str) -> None:
+        """Forget name, if it still points at jid."""
+        if self.name_get(name) == jid:
+            _unlink_quiet(self._name_path(name))
+
+
+class _Lock:
+    """flock on <async_dir>/.lock, held while job names are claimed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as ex:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            raise JobStoreError(_os_error(f"cannot lock {self.path}", ex)) from ex
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view_ = memoryview(data)
+    while view_:
+        written = os.write(fd, view_)
+        view_ = view_[written:]
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Processes: identity, liveness and process-tree kill. Private to the detached.jobs collection.
+
+A process is identified by (pid, start time, boot id) so that pid reuse and reboots are caught.
+Linux gets exact start times from /proc and a child subreaper; other POSIX systems fall back
+to ``ps`` and degrade cleanly (start time or boot id may be unknown, i.e. None).
+Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
+if TYPE_CHECKING:
+    import typing as t
+
+import errno
+import os
+import signal
+import sys
+import time
+
+_PROC = "/proc"
+_IS_LINUX = sys.platform.startswith("linux")
+
+
+def boot_id() -> str | None:
+    """An id of the current boot, or None where the system offers none."""
+    if _IS_LINUX:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+    out = _run(["sysctl", "-n", "kern.boottime"])
+    return out.strip() or None if out else None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (field 3 'state' is index 0)."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", errors="replace")
+    except OSError:
+        return None
+    return data[data.rfind(")") + 2 :].split()
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of pid as an opaque string (clock ticks since boot on Linux), or None if unknown/gone."""
+    if _IS_LINUX:
+        fields = _stat_fields(pid)
+        return fields[19] if fields and len(fields) > 19 else None
+    out = _run(["ps", "-o", "lstart=", "-p", str(pid)])
+    return " ".join(out.split()) or None if out else None
+
+
+def _exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as ex:
+        return ex.errno == errno.EPERM
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    if not _IS_LINUX:
+        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("Z", "X")  # type: ignore[index]
+
+
+def is_alive(pid: object, start: object = None, boot: object = None) -> bool:
+    """True if the process recorded as (pid, start, boot) is still the same running process."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if boot is not None:
+        current_boot = boot_id()
+        if current_boot is not None and current_boot != boot:
+            return False
+    if not _exists(pid) or _zombie(pid):
+        return False
+    if start is not None:
+        current = start_time(pid)
+        if current is not None and current != start:
+            return False
+    return True
+
+
+def identity(pid: int) -> dict[str, t.Any]:
+    """What to record about a process so that it can be recognised later."""
+    return {"pid": pid, "start": start_time(pid)}
+
+
+def set_subreaper() -> bool:
+    """On Linux, make this process the reaper of orphaned descendants (PR_SET_CHILD_SUBREAPER)."""
+    if not _IS_LINUX:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        return False
+
+
+def _parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir(_PROC)
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields and len(fields) > 1 and fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of pid (Linux only; empty elsewhere)."""
+    if not _IS_LINUX:
+        return []
+    tree = _parent_map()
+    found: list[int] = []
+    todo = list(tree.get(pid, []))
+    while todo:
+        p = todo.pop()
+        if p in found:
+            continue
+        found.append(p)
+        todo.extend(tree.get(p, []))
+    return found
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except OSError as ex:
+        return ex.errno == errno.EPERM
+    return True
+
+
+def kill_tree(
+    pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None
+) -> list[int]:
+    """Kill a job's processes: the process group pgid and every descendant of root (but not root itself).
+
+    SIGTERM first, then SIGKILL to whatever is left after grace seconds. root is the supervisor
+    (a child subreaper on Linux, so descendants that left the group with setsid are still found).
+    reap is called while waiting so the caller can collect exited children. Returns the pids signalled.
+    """
+    me = os.getpid()
+
+    def targets() -> list[int]:
+        found = descendants(root) if root else []
+        return [p for p in found if p != me and p != root]
+
+    signalled: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        procs = targets()
+        if pgid:
+            _signal_group(pgid, sig)
+        for p in procs:
+            _signal_pid(p, sig)
+            if p not in signalled:
+                signalled.append(p)
+        if sig == signal.SIGKILL:
+            break
+        deadline = time.monotonic() + max(grace, 0.0)
+        while time.monotonic() < deadline:
+            if reap:
+                reap()
+            if not (pgid and _group_alive(pgid)) and not targets():
+                break
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    if reap:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            reap()
+            if not (pgid and _group_alive(pgid)):
+                break
+            time.sleep(0.02)
+    return signalled
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _run(argv: list[str]) -> str | None:
+    """Output of a small command (non-Linux fallbacks only)."""
+    import subprocess
+
+    try:
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode(
+            "ascii", errors="replace"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None

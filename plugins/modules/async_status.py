@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: async_status
+short_description: Get the status of a detached job, clean it up, or kill it
+version_added: 1.0.0
+description:
+  - A drop-in replacement for M(ansible.builtin.async_status) that reads jobs started by
+    M(detached.jobs.start) and by the C(async) keyword, with the same options and return values,
+    so it works in C(until: result is finished) loops.
+  - A job whose processes are gone (killed with SIGKILL, out of memory, the host rebooted) is
+    reported as finished and failed with RV(detached.state=vanished), never as running forever.
+  - O(mode=kill) stops a running job and its whole process tree (SIGTERM, then SIGKILL after the
+    job's grace period).
+  - To wait for several jobs at once, use M(detached.jobs.wait) instead of one C(until) loop per job.
+options:
+  jid:
+    description:
+      - The job id, as in RV(detached.jobs.start#module:ansible_job_id) of the task that started it.
+    type: str
+    required: true
+  mode:
+    description:
+      - V(status) returns the job's status (its result once finished).
+      - V(cleanup) removes the job's status file and every other file of the job, whatever its state.
+      - V(kill) stops the job and its whole process tree, records it as V(killed) and returns the final status.
+        Killing a job that already finished changes nothing.
+    type: str
+    choices: [status, cleanup, kill]
+    default: status
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - detached.jobs.job_dir
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: V(status) reads only; V(cleanup) and V(kill) report what they would do and change nothing.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: ansible.builtin.async_status
+  - module: detached.jobs.wait
+  - module: detached.jobs.start
+author:
+  - detached.jobs contributors
+"""
+
+EXAMPLES = r"""
+- name: Start a long task and move on
+  detached.jobs.start:
+    cmd: sleep 5
+  register: sleeper
+
+- name: Check on it until it has finished
+  detached.jobs.async_status:
+    jid: "{{ sleeper.ansible_job_id }}"
+  register: job
+  until: job is finished
+  retries: 30
+  delay: 1
+
+- name: Remove its files
+  detached.jobs.async_status:
+    jid: "{{ sleeper.ansible_job_id }}"
+    mode: cleanup
+
+- name: Start another one and kill it
+  detached.jobs.start:
+    cmd: sleep 600
+  register: long_one
+
+- name: Kill it with everything it started
+  detached.jobs.async_status:
+    jid: "{{ long_one.ansible_job_id }}"
+    mode: kill
+"""
+
+RETURN = r"""
+ansible_job_id:
+  description: The job id.
+  returned: always
+  type: str
+  sample: j448219357640.4242
+started:
+  description: Whether the job has started.
+  returned: always
+  type: bool
+  sample: true
+finished:
+  description: Whether the job has finished (succeeded, failed, timed out, was killed or vanished).
+  returned: always
+  type: bool
+  sample: true
+results_file:
+  description: Path of the job's status file.
+  returned: unless O(mode=cleanup)
+  type: str
+  sample: /home/deploy/.ansible_async/j448219357640.4242
+erased:
+  description: Path of the status file that was removed.
+  returned: when O(mode=cleanup)
+  type: str
+removed:
+  description: Every file of the job that was removed.
+  returned: when O(mode=cleanup)
+  type: list
+  elements: str
+stdout:
+  description: The job's standard output (command jobs, or modules that return it).
+  returned: always
+  type: str
+stderr:
+  description: The job's standard error.
+  returned: always
+  type: str
+rc:
+  description: Exit code of a command job once finished (modules that return C(rc) too).
+  returned: when finished and known
+  type: int
+detached:
+  description: The collection's metadata about the job (see the collection's docs/architecture.md).
+  returned: unless O(mode=cleanup)
+  type: dict
+  contains:
+    state:
+      description: One of V(running), V(succeeded), V(failed), V(timeout), V(killed), V(vanished).
+      type: str
+      returned: always
+      sample: succeeded
+    name:
+      description: The job's name.
+      type: str
+      returned: always
+    pid:
+      description: Process id of the job's supervisor.
+      type: int
+      returned: for jobs started by this collection
+    elapsed:
+      description: Seconds the job ran.
+      type: float
+      returned: when finished
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+_BECOME_HINT = (
+    " A job is looked up in the job directory of the user the task runs as:"
+    " if it was started with become (or another become_user), query it with the same become."
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            jid=dict(type="str", required=True),
+            mode=dict(type="str", default="status", choices=["status", "cleanup", "kill"]),
+            _async_dir=dict(type="path", default="~/.ansible_async"),
+        ),
+        supports_check_mode=True,
+    )
+    jid = module.params["jid"]
+    mode = module.params["mode"]
+    fail = dict(ansible_job_id=jid, started=True, finished=True)
+    try:
+        js.validate_jid(jid)
+        store = js.JobStore(module.params["_async_dir"], create=False)
+        if mode == "cleanup":
+            files = store.files_of(jid)
+            if not files:
+                raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
+            removed = files if module.check_mode else store.remove(jid)
+            module.exit_json(changed=bool(removed), ansible_job_id=jid, erased=store.job_path(jid), removed=removed)
+        if mode == "kill":
+            if module.check_mode:
+                job = _control.status(store, jid, persist=False)
+                module.exit_json(changed=not job["finished"], job=job)
+            job, changed = _control.kill(store, jid)
+            module.exit_json(changed=changed, job=job)
+        module.exit_json(job=_control.status(store, jid, persist=not module.check_mode))
+    except js.JobNotFound as ex:
+        module.fail_json(msg=f"could not find job: {ex}.{_BECOME_HINT}", **fail)
+    except js.JobStoreError as ex:
+        module.fail_json(msg=str(ex), **fail)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: async_wrapper
+short_description: Launch detached jobs on the managed host (internal)
+version_added: 1.0.0
+description:
+  - The host side of M(detached.jobs.start). It records each job in the job directory, starts one
+    lean supervisor process per job in a session of its own, and returns as soon as every job is
+    recorded.
+  - Use M(detached.jobs.start) instead of calling this module directly; the payloads it takes are
+    built by that action plugin.
+options:
+  jobs:
+    description:
+      - The jobs to launch, as prepared by the M(detached.jobs.start) action.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      module:
+        description: Name of the module the payload runs, for the record.
+        type: str
+      payload:
+        description: The module payload, base64.
+        type: str
+      interpreter:
+        description: The interpreter command line for the payload.
+        type: list
+        elements: str
+      style:
+        description: The payload's module style.
+        type: str
+        default: new
+        choices: [new, old, non_native_want_json, binary]
+      args_data:
+        description: Content of the arguments file for old-style and binary modules.
+        type: str
+      argv:
+        description: Command mode, the argument vector to run.
+        type: list
+        elements: str
+      chdir:
+        description: Directory to run the job in.
+        type: path
+      name:
+        description: Name of the job.
+        type: str
+      if_running:
+        description: What to do when a job of this name is already running.
+        type: str
+        default: attach
+        choices: [attach, fail, restart]
+      timeout:
+        description: Time limit in seconds, V(0) for none.
+        type: int
+        default: 0
+      grace:
+        description: Seconds between SIGTERM and SIGKILL when the job is stopped.
+        type: int
+        default: 5
+      output_limit:
+        description: Bytes of output kept in the result.
+        type: int
+  async_dir:
+    description:
+      - The job directory, already expanded for the user the job runs as.
+    type: path
+    required: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - detached.jobs.job_dir
+attributes:
+  action:
+    support: none
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reports what would be started or attached to, and starts nothing.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: detached.jobs.start
+author:
+  - detached.jobs contributors
+"""
+
+EXAMPLES = r"""
+# This module is not meant to be called directly.
+- name: Start a command in the background (use the start action)
+  detached.jobs.start:
+    cmd: sleep 10
+"""
+
+RETURN = r"""
+jobs:
+  description: One entry per requested job, in order, each the job's running status.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+_JOB_OPTIONS = dict(
+    module=dict(type="str"),
+    payload=dict(type="str", no_log=True),
+    interpreter=dict(type="list", elements="str"),
+    style=dict(type="str", default="new", choices=["new", "old", "non_native_want_json", "binary"]),
+    args_data=dict(type="str", no_log=True),
+    argv=dict(type="list", elements="str"),
+    chdir=dict(type="path"),
+    name=dict(type="str"),
+    if_running=dict(type="str", default="attach", choices=["attach", "fail", "restart"]),
+    timeout=dict(type="int", default=0),
+    grace=dict(type="int", default=5),
+    output_limit=dict(type="int"),
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            jobs=dict(type="list", elements="dict", required=True, options=_JOB_OPTIONS),
+            async_dir=dict(type="path", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        store = js.JobStore(module.params["async_dir"], create=not module.check_mode)
+        specs = [_control.JobSpec(job) for job in module.params["jobs"]]
+        results = _control.start(store, specs, check_mode=module.check_mode)
+    except js.JobStoreError as ex:
+        module.fail_json(msg=str(ex))
+    module.exit_json(changed=any(r.get("changed") for r in results), jobs=results)
+
+
+if __name__ == "__main__":
+    main()

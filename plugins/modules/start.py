@@ -1,0 +1,277 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: start
+short_description: Start any module, or a command, as a detached background job
+version_added: 1.0.0
+description:
+  - Runs a module (any module, given by FQCN or short name) or a plain command on the managed host
+    as a detached job, and returns as soon as the job is recorded in the job directory. The job
+    outlives the connection and the playbook.
+  - Each job has one lean supervisor process that enforces the time limit (SIGTERM to the whole
+    process tree, then SIGKILL), streams output to files instead of memory, and writes the
+    result atomically. On Linux it is a child subreaper, so processes that left the job's
+    process group with C(setsid) are stopped too.
+  - Use M(detached.jobs.wait) to wait for any number of jobs in one task, and
+    M(detached.jobs.async_status) to check, clean up or kill one job. The job files are
+    compatible with M(ansible.builtin.async_status).
+  - A job can have a O(name); starting a job whose name is already running attaches to it by
+    default, so re-running a playbook does not start a second copy.
+  - O(jobs) starts a batch of jobs in one round trip.
+options:
+  module:
+    description:
+      - The module to run, FQCN or short name. Its arguments go in O(args).
+      - The module runs on the host only; modules with an action plugin that does work on the
+        controller (such as M(ansible.builtin.copy) or M(ansible.builtin.template)) lose that part,
+        and a warning says so. M(ansible.builtin.shell) runs as M(ansible.builtin.command) with a shell.
+      - Exactly one of O(module), O(cmd), O(argv) and O(jobs) is required.
+    type: str
+  args:
+    description:
+      - Arguments of O(module).
+    type: dict
+  cmd:
+    description:
+      - Command mode, a command line split like M(ansible.builtin.command) splits it (no shell).
+        The result is shaped like M(ansible.builtin.command)'s (RV(rc), RV(stdout), RV(stderr), RV(start), RV(end), RV(delta), RV(cmd)).
+    type: str
+  argv:
+    description:
+      - Command mode, the command as a list of arguments.
+    type: list
+    elements: str
+  chdir:
+    description:
+      - Directory to run the job in (command mode and modules alike).
+    type: path
+  name:
+    description:
+      - A name for the job, so that later tasks, plays and runs can find it (M(detached.jobs.wait)
+        O(detached.jobs.wait#module:names), M(detached.jobs.job_info)).
+      - 1 to 128 letters, digits and C(_.@+-), starting with a letter or digit.
+    type: str
+  if_running:
+    description:
+      - What to do when a job of the same O(name) is already running on the host.
+      - V(attach) returns the running job unchanged (RV(attached=true), not changed).
+      - V(fail) fails the task. V(restart) kills the running job (and its process tree) and starts a new one.
+      - Two tasks starting the same name at the same moment start one job.
+      - Default V(attach).
+    type: str
+    choices: [attach, fail, restart]
+  timeout:
+    description:
+      - Hard time limit of the job in seconds; when it is reached the job is stopped with its whole
+        process tree and recorded as V(timeout). V(0) means no limit.
+      - Default V(3600).
+    type: int
+  grace:
+    description:
+      - Seconds between SIGTERM and SIGKILL when the job is stopped (time limit or kill).
+      - Default V(5).
+    type: int
+  output_limit:
+    description:
+      - Bytes of the job's output kept in its result. Output beyond it stays in a file next to the
+        job (its path is in RV(detached.files)), so the supervisor's memory stays bounded.
+      - Default V(16777216) (16 MiB).
+    type: int
+  jobs:
+    description:
+      - A batch of jobs to start in one round trip. Each element takes O(module) with O(args),
+        O(cmd) or O(argv), and O(chdir), O(name), O(if_running), O(timeout), O(grace),
+        O(output_limit); options given at the top level are defaults for every element.
+    type: list
+    elements: dict
+    suboptions:
+      module:
+        description: The module to run.
+        type: str
+      args:
+        description: Arguments of O(jobs[].module).
+        type: dict
+      cmd:
+        description: A command line.
+        type: str
+      argv:
+        description: A command as a list of arguments.
+        type: list
+        elements: str
+      chdir:
+        description: Directory to run the job in.
+        type: path
+      name:
+        description: Name of the job.
+        type: str
+      if_running:
+        description: What to do when a job of this name is already running.
+        type: str
+        choices: [attach, fail, restart]
+      timeout:
+        description: Time limit in seconds.
+        type: int
+      grace:
+        description: Seconds between SIGTERM and SIGKILL.
+        type: int
+      output_limit:
+        description: Bytes of output kept in the result.
+        type: int
+  poll:
+    description:
+      - V(0) starts the jobs and moves on (fire and forget).
+      - Any other value waits until the jobs have finished and returns the job's result as the
+        task's result (like the C(async) keyword with C(poll)), failing when the job failed or timed
+        out. The end of the job is noticed within a second whatever the value; it is the longest a
+        single remote call blocks while waiting.
+    type: int
+    default: 0
+  cleanup:
+    description:
+      - With O(poll), remove the job's files once its result has been collected.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - detached.jobs.job_dir
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+    details: This is what the action does itself; do not combine it with the C(async) keyword.
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Starts nothing; reports whether each job would be started or attached to.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+notes:
+  - The host needs Python 3.8 or newer for the supervisor, even in command mode.
+seealso:
+  - module: detached.jobs.wait
+  - module: detached.jobs.async_status
+  - module: ansible.builtin.async_status
+author:
+  - detached.jobs contributors
+"""
+
+EXAMPLES = r"""
+- name: Start the migration and come back later
+  detached.jobs.start:
+    cmd: sleep 3
+    timeout: 1800
+    name: migration
+  register: migration
+
+- name: Run a module in the background (any module, FQCN or short name)
+  detached.jobs.start:
+    module: ansible.builtin.command
+    args:
+      cmd: echo hello
+  register: hello
+
+- name: Run and wait, like async with poll (the end is noticed within a second)
+  detached.jobs.start:
+    argv: [sh, -c, "sleep 1; echo done"]
+    timeout: 60
+    poll: 5
+    cleanup: true
+  register: waited
+
+- name: Start a batch of jobs in one round trip
+  detached.jobs.start:
+    timeout: 600
+    jobs:
+      - cmd: sleep 2
+        name: download-a
+      - cmd: sleep 2
+        name: download-b
+  register: batch
+
+- name: Wait for everything started above
+  detached.jobs.wait:
+    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}" ]
+    timeout: 3600
+"""
+
+RETURN = r"""
+ansible_job_id:
+  description: The job id (single job).
+  returned: when one job is started
+  type: str
+  sample: j448219357640.4242
+started:
+  description: Whether the job started.
+  returned: when one job is started
+  type: bool
+finished:
+  description: Whether the job has finished (always V(false) unless O(poll) is set).
+  returned: when one job is started
+  type: bool
+results_file:
+  description: The job's status file.
+  returned: when one job is started
+  type: str
+attached:
+  description: Whether an already running job of the same O(name) was returned instead of starting one.
+  returned: when one job is started
+  type: bool
+async_dir:
+  description: The job directory, as configured (the host expands C(~)).
+  returned: when one job is started
+  type: str
+detached:
+  description: The collection's metadata about the job (state, name, pids, times, limits).
+  returned: when one job is started
+  type: dict
+jobs:
+  description: With O(jobs), one entry per job, in order, each with the keys above.
+  returned: when O(jobs) is used
+  type: list
+  elements: dict
+ansible_job_ids:
+  description: With O(jobs), the job ids in order.
+  returned: when O(jobs) is used
+  type: list
+  elements: str
+rc:
+  description: With O(poll) in command mode, the command's exit code.
+  returned: when O(poll) is set and the job ran a command
+  type: int
+stdout:
+  description: With O(poll) in command mode, the command's standard output.
+  returned: when O(poll) is set and the job ran a command
+  type: str
+stderr:
+  description: With O(poll) in command mode, the command's standard error.
+  returned: when O(poll) is set and the job ran a command
+  type: str
+start:
+  description: With O(poll) in command mode, when the command started.
+  returned: when O(poll) is set and the job ran a command
+  type: str
+end:
+  description: With O(poll) in command mode, when the command ended.
+  returned: when O(poll) is set and the job ran a command
+  type: str
+delta:
+  description: With O(poll) in command mode, how long the command ran.
+  returned: when O(poll) is set and the job ran a command
+  type: str
+cmd:
+  description: With O(poll) in command mode, the command that ran.
+  returned: when O(poll) is set and the job ran a command
+  type: list
+  elements: str
+"""

@@ -1,0 +1,295 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wait
+short_description: Wait for many detached jobs at once
+version_added: 1.0.0
+description:
+  - Waits in one task for any number of jobs started by M(detached.jobs.start) or by the
+    C(async) keyword, and returns their results in the order they were given.
+  - The host side long-polls; one remote call checks every job of the host and returns as soon as
+    one of them finishes (within a fraction of a second) or after O(poll) seconds, so the task
+    notices the end of a job within a second with one remote call per host per round, instead of
+    one C(async_status) call per job per retry.
+  - Progress is shown as jobs finish. A connection that drops while waiting is retried until
+    O(timeout); the jobs keep running meanwhile.
+  - Finished jobs are never killed or removed unless O(cleanup) or O(on_timeout=kill) says so.
+options:
+  jobs:
+    description:
+      - The jobs to wait for. Each element may be a job id, the registered result of
+        M(detached.jobs.start) (one job or a batch with RV(detached.jobs.start#module:jobs)), the
+        registered result of a task with the C(async) keyword, the registered result of a loop of
+        such tasks (with C(results)), or a list of any of these.
+      - Loop items that were skipped are ignored.
+    type: list
+    elements: raw
+    default: []
+  names:
+    description:
+      - Names of jobs to wait for (the newest job of each name).
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description:
+      - How long to wait in total, in seconds. V(0) waits as long as it takes.
+    type: int
+    default: 3600
+  poll:
+    description:
+      - The longest a single remote call blocks, in seconds. Lower it when a firewall cuts idle
+        connections quickly. It does not delay noticing a finished job.
+    type: int
+    default: 15
+  fail_fast:
+    description:
+      - Stop waiting as soon as one job did not succeed. The other jobs are left running
+        (or killed with O(on_timeout=kill)).
+    type: bool
+    default: false
+  on_timeout:
+    description:
+      - What to do with the jobs still running when O(timeout) is reached (or O(fail_fast) stops the wait).
+      - V(fail) fails the task and leaves them running; V(kill) kills them (with their process trees) and fails the task.
+    type: str
+    choices: [fail, kill]
+    default: fail
+  cleanup:
+    description:
+      - Remove the files of every job that finished, after its result was collected.
+        Jobs still running are never removed.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - detached.jobs.job_dir
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reads the jobs' status once and reports it; waits, kills and removes nothing.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: detached.jobs.start
+  - module: detached.jobs.async_status
+author:
+  - detached.jobs contributors
+"""
+
+EXAMPLES = r"""
+- name: Start three downloads and a compile at once
+  detached.jobs.start:
+    jobs:
+      - cmd: sleep 2
+        name: download-a
+      - cmd: sleep 3
+        name: download-b
+      - argv: [sh, -c, "sleep 1; echo compiled"]
+        name: compile
+  register: started
+
+- name: Wait for all of them in one task
+  detached.jobs.wait:
+    jobs: "{{ started }}"
+    timeout: 600
+    cleanup: true
+  register: done
+
+- name: Show what the compile printed
+  ansible.builtin.debug:
+    msg: "{{ done.jobs[2].stdout }}"
+
+- name: Wait for jobs by name, kill them if they take too long
+  detached.jobs.wait:
+    names: [download-a, download-b]
+    timeout: 60
+    on_timeout: kill
+"""
+
+RETURN = r"""
+jobs:
+  description:
+    - One entry per job, in the order given (O(jobs) first, then O(names)).
+    - A finished job's entry is its full result (like M(detached.jobs.async_status) returns it); a
+      job still running when the wait ended has RV(jobs[].finished=false).
+    - Each entry has RV(jobs[].detached.state) and, for loop results, the loop item's C(label).
+  returned: always
+  type: list
+  elements: dict
+counts:
+  description: How many jobs ended in each state (V(succeeded), V(failed), V(timeout), V(killed), V(vanished), V(running), V(missing)).
+  returned: always
+  type: dict
+  sample: {succeeded: 3, failed: 1}
+ansible_job_ids:
+  description: The job ids waited for, in order.
+  returned: always
+  type: list
+  elements: str
+elapsed:
+  description: Seconds the wait took.
+  returned: always
+  type: float
+timed_out:
+  description: Whether O(timeout) was reached with jobs still running.
+  returned: always
+  type: bool
+msg:
+  description: A summary; when the task fails it names every job that did not succeed and why.
+  returned: always
+  type: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+_TICK = 0.05
+_LIVENESS_EVERY = 1.0
+_MISSING_GRACE = 2.0
+
+
+def _running_view(view: dict) -> dict:
+    """A running job's status without its (possibly large) payload."""
+    keep = ("started", "finished", "ansible_job_id", "results_file", "detached")
+    return {k: view[k] for k in keep if k in view}
+
+
+def _long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool) -> tuple[dict, dict]:
+    """Read every job until one finishes or block seconds pass; return (views, errors)."""
+    start = time.monotonic()
+    deadline = start + block
+    seen: dict[str, int | None] = {}
+    views: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    last_liveness = start
+    first = True
+    while True:
+        now = time.monotonic()
+        liveness = first or now - last_liveness >= _LIVENESS_EVERY
+        if liveness:
+            last_liveness = now
+        changed = False
+        for jid in jids:
+            if jid in errors:
+                continue
+            mtime = store.mtime_ns(jid)
+            if not liveness and mtime == seen.get(jid, -1):
+                continue
+            seen[jid] = mtime
+            try:
+                view = _control.status(store, jid, persist=persist)
+            except js.JobNotFound as ex:
+                if now - start < _MISSING_GRACE and now < deadline:
+                    continue
+                errors[jid] = f"could not find job: {ex}"
+                changed = True
+                continue
+            except js.JobStoreError as ex:
+                errors[jid] = str(ex)
+                changed = True
+                continue
+            if view["finished"]:
+                if views.get(jid, {}).get("finished") is not True:
+                    changed = True
+                views[jid] = view
+            else:
+                views[jid] = _running_view(view)
+        first = False
+        if changed and not all(jid in errors or jid in views for jid in jids) and time.monotonic() < deadline:
+            continue  # a missing job is still within its grace period
+        if changed or time.monotonic() >= deadline:
+            return views, errors
+        time.sleep(_TICK)
+
+
+def main() -> None:
+    # The public options are handled by the wait action on the controller; the host side gets
+    # the job ids it resolved (_jids), what to do (_mode) and how long to block (_block).
+    module = AnsibleModule(
+        argument_spec=dict(
+            jobs=dict(type="list", elements="raw", default=[]),
+            names=dict(type="list", elements="str", default=[]),
+            timeout=dict(type="int", default=3600),
+            poll=dict(type="int", default=15),
+            fail_fast=dict(type="bool", default=False),
+            on_timeout=dict(type="str", default="fail", choices=["fail", "kill"]),
+            cleanup=dict(type="bool", default=False),
+            _jids=dict(type="list", elements="str", default=[]),
+            _mode=dict(type="str", default="wait", choices=["wait", "kill", "cleanup"]),
+            _block=dict(type="float", default=0),
+            _async_dir=dict(type="path", default="~/.ansible_async"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    store = js.JobStore(p["_async_dir"], create=False)
+    errors: dict[str, str] = {}
+    jids: list[str] = []
+    for jid in p["_jids"]:
+        try:
+            jids.append(js.validate_jid(jid))
+        except js.JobStoreError as ex:
+            errors[str(jid)] = str(ex)
+    resolved: dict[str, str | None] = {}
+    for name in p["names"]:
+        try:
+            found = store.name_get(name)
+        except js.JobStoreError as ex:
+            errors[name] = str(ex)
+            continue
+        resolved[name] = found
+        if found is None:
+            errors[name] = f"no job named {name!r} in {store.path}"
+        elif found not in jids:
+            jids.append(found)
+
+    if p["_mode"] == "wait":
+        views, errs = _long_poll(store, jids, 0 if module.check_mode else p["_block"], persist=not module.check_mode)
+        errors.update(errs)
+        module.exit_json(changed=False, jobs=views, errors=errors, names=resolved, async_dir=store.path)
+
+    views = {}
+    changed = False
+    for jid in jids:
+        try:
+            if p["_mode"] == "kill":
+                if module.check_mode:
+                    views[jid] = _control.status(store, jid, persist=False)
+                    changed = changed or not views[jid]["finished"]
+                    continue
+                views[jid], killed = _control.kill(store, jid)
+                changed = changed or killed
+            else:
+                view = _control.status(store, jid, persist=not module.check_mode)
+                if not view["finished"]:
+                    errors[jid] = f"job {jid} is still running; its files are kept"
+                    continue
+                views[jid] = {"ansible_job_id": jid, "removed": store.files_of(jid) if module.check_mode else store.remove(jid)}
+                changed = changed or bool(views[jid]["removed"])
+        except js.JobStoreError as ex:
+            errors[jid] = str(ex)
+    module.exit_json(changed=changed, jobs=views, errors=errors, names=resolved, async_dir=store.path)
+
+
+if __name__ == "__main__":
+    main()

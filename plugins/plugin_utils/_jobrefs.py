@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Turn what users pass as ``jobs`` into job references. Private to the detached.jobs collection.
+
+Accepted: job ids; registered results of detached.jobs.start (one job, or a batch with ``jobs``);
+registered results of tasks with the ``async`` keyword; registered loop results (``results``);
+and lists of any of these, nested.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Mapping
+
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+
+class JobRef:
+    """One job the user asked about."""
+
+    def __init__(self, jid: str | None, label: str | None = None, async_dir: str | None = None, error: str | None = None) -> None:
+        self.jid = jid
+        self.label = label
+        self.async_dir = async_dir
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"JobRef({self.jid!r}, label={self.label!r}, error={self.error!r})"
+
+
+def _short(value: t.Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _item_label(result: Mapping) -> str | None:
+    if "_ansible_item_label" in result:
+        return _short(result["_ansible_item_label"])
+    loop_var = result.get("ansible_loop_var", "item")
+    if loop_var in result:
+        item = result[loop_var]
+        if isinstance(item, Mapping):
+            for key in ("name", "label", "cmd", "module"):
+                if key in item:
+                    return _short(item[key])
+        return _short(item)
+    return None
+
+
+def _from_mapping(value: Mapping, where: str, label: str | None) -> list[JobRef]:
+    if isinstance(value.get("results"), list) and "ansible_job_id" not in value:
+        refs: list[JobRef] = []
+        for i, item in enumerate(value["results"]):
+            if isinstance(item, Mapping):
+                refs.extend(_from_mapping(item, f"{where}.results[{i}]", _item_label(item)))
+            else:
+                refs.extend(_collect(item, f"{where}.results[{i}]", None))
+        return refs
+    if isinstance(value.get("jobs"), list) and "ansible_job_id" not in value:
+        refs = []
+        for i, item in enumerate(value["jobs"]):
+            refs.extend(_collect(item, f"{where}.jobs[{i}]", label))
+        return refs
+    if value.get("skipped") and "ansible_job_id" not in value:
+        return []
+    jid = value.get("ansible_job_id")
+    if jid is None:
+        if value.get("failed"):
+            return [JobRef(None, label, error=f"{where} ({label or 'no label'}) did not start a job: {_short(value.get('msg', 'failed'), 300)}")]
+        keys = ", ".join(sorted(str(k) for k in value)[:8])
+        return [JobRef(None, label, error=f"{where} is not a job: a mapping without ansible_job_id (keys: {keys})")]
+    meta = value.get("detached")
+    if label is None and isinstance(meta, Mapping) and meta.get("name"):
+        label = str(meta["name"])
+    return _collect(jid, where, label, async_dir=value.get("async_dir"))
+
+
+def _collect(value: t.Any, where: str, label: str | None, async_dir: str | None = None) -> list[JobRef]:
+    if isinstance(value, Mapping):
+        return _from_mapping(value, where, label)
+    if isinstance(value, (list, tuple)):
+        refs: list[JobRef] = []
+        for i, item in enumerate(value):
+            refs.extend(_collect(item, f"{where}[{i}]", label))
+        return refs
+    if isinstance(value, str):
+        try:
+            return [JobRef(js.validate_jid(value.strip()), label, async_dir)]
+        except js.InvalidJobId as ex:
+            return [JobRef(None, label, error=f"{where}: {ex}")]
+    return [JobRef(None, label, error=f"{where}: expected a job id, a registered result or a list, got {type(value).__name__} {_short(value)}")]
+
+
+def collect(jobs: t.Any) -> list[JobRef]:
+    """Job references in the order given, without duplicates (the first occurrence wins)."""
+    refs = _collect(jobs, "jobs", None)
+    seen: set[str] = set()
+    unique: list[JobRef] = []
+    for ref in refs:
+        if ref.jid is not None:
+            if ref.jid in seen:
+                continue
+            seen.add(ref.jid)
+        unique.append(ref)
+    return unique

@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Waiting for many jobs on one host: the controller side of detached.jobs.wait. Private to detached.jobs.
+
+One remote call per round checks every pending job of the host and blocks until one finishes
+(or a chunk of time passes); finished results are collected, progress is shown, and dropped
+connections are retried until the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ansible.errors import AnsibleActionFail
+from ansible.utils.display import Display
+
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host_module
+
+if t.TYPE_CHECKING:
+    from ansible.plugins.action import ActionBase
+
+display = Display()
+
+_MODULE = "detached.jobs.wait"
+MISSING = "missing"
+
+
+class Waiter:
+    def __init__(
+        self,
+        action: ActionBase,
+        task_vars: dict,
+        refs: list[JobRef],
+        names: list[str],
+        timeout: float,
+        poll: float = 15,
+        fail_fast: bool = False,
+        on_timeout: str = "fail",
+        cleanup: bool = False,
+    ) -> None:
+        self.action = action
+        self.task_vars = task_vars
+        self.refs = list(refs)
+        self.names = list(names)
+        self.timeout = timeout
+        self.poll = max(float(poll), 1.0)
+        self.fail_fast = fail_fast
+        self.on_timeout = on_timeout
+        self.cleanup = cleanup
+        self.async_dir = async_dir(action)
+        self.host = task_vars.get("inventory_hostname", "?")
+        self.views: dict[str, dict] = {}
+        self.errors: dict[str, str] = {}
+        self.remote_dir: str | None = None
+        self.changed = False
+
+    # --- remote calls ---------------------------------------------------------
+    def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None) -> dict:
+        args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir}
+        result = run_host_module(self.action, _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
+        if result.get("unreachable"):
+            raise _Unreachable(str(result.get("msg", "unreachable")))
+        if result.get("failed"):
+            raise AnsibleActionFail(f"{self.host}: checking jobs failed: {result.get('msg', result)}")
+        self.changed = self.changed or bool(result.get("changed"))
+        return result
+
+    # --- the wait ---------------------------------------------------------------
+    def run(self) -> dict:
+        started = time.monotonic()
+        deadline = started + self.timeout if self.timeout else None
+        for i, ref in enumerate(self.refs):
+            if ref.error:
+                self.errors[f"input {i}"] = ref.error
+        pending = [r.jid for r in self.refs if r.jid]
+        labels = {r.jid: r.label for r in self.refs if r.jid}
+        names = list(self.names)
+        order: list[str] = list(pending)
+        total = len(pending) + len(names)
+        timed_out = stopped = unreachable = False
+        done = 0
+        while pending or names:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                timed_out = True
+                break
+            block = self.poll if deadline is None else min(self.poll, deadline - now)
+            try:
+                res = self._call("wait", pending, block, names, deadline=deadline)
+            except _Unreachable as ex:
+                unreachable = True
+                self.errors["connection"] = f"{self.host}: connection lost and not back before the timeout: {ex}"
+                break
+            self.remote_dir = res.get("async_dir") or self.remote_dir
+            for name, jid in (res.get("names") or {}).items():
+                if jid and jid not in order:
+                    order.append(jid)
+                    pending.append(jid)
+                    labels.setdefault(jid, name)
+            names = []
+            for key, msg in (res.get("errors") or {}).items():
+                self.errors[key] = msg
+                if key in pending:
+                    pending.remove(key)
+                    done += 1
+            for jid, view in (res.get("jobs") or {}).items():
+                self.views[jid] = view
+                if view.get("finished") and jid in pending:
+                    pending.remove(jid)
+                    done += 1
+                    self._progress(jid, labels.get(jid), view, done, total)
+            if self.fail_fast and self._any_bad():
+                stopped = True
+                break
+        still = [jid for jid in pending]
+        killed: list[str] = []
+        if still and self.on_timeout == "kill" and (timed_out or stopped) and not self.action._task.check_mode:
+            res = self._call("kill", still, 0, deadline=time.monotonic() + 60)
+            for jid, view in (res.get("jobs") or {}).items():
+                self.views[jid] = view
+                killed.append(jid)
+            for key, msg in (res.get("errors") or {}).items():
+                self.errors[key] = msg
+        if self.cleanup and not self.action._task.check_mode:
+            finished = [jid for jid in order if self.views.get(jid, {}).get("finished")]
+            if finished:
+                self._call("cleanup", finished, 0, deadline=time.monotonic() + 60)
+        return self._summary(order, labels, time.monotonic() - started, timed_out, stopped, unreachable, killed)
+
+    def _any_bad(self) -> bool:
+        return bool(self.errors) or any(v.get("finished") and js.state_of(v) != js.SUCCEEDED for v in self.views.values())
+
+    def _progress(self, jid: str, label: str | None, view: dict, done: int, total: int) -> None:
+        meta = view.get("detached") or {}
+        elapsed = meta.get("elapsed")
+        took = f" in {elapsed:.1f}s" if isinstance(elapsed, (int, float)) else ""
+        display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {js.state_of(view)}{took} [{done}/{total}]")
+
+    # --- the result ---------------------------------------------------------------
+    def _summary(
+        self, order: list[str], labels: dict, elapsed: float, timed_out: bool, stopped: bool, unreachable: bool, killed: list[str]
+    ) -> dict:
+        jobs: list[dict] = []
+        counts: dict[str, int] = {}
+        problems: list[str] = []
+        for jid in order:
+            view = self.views.get(jid)
+            if view is None:
+                msg = self.errors.get(jid, "no status was read before the wait ended")
+                msg += self._dir_hint(jid)
+                view = {"ansible_job_id": jid, "started": False, "finished": False, "failed": True, "msg": msg, "detached": {"state": MISSING}}
+            else:
+                view = dict(view)
+            state = js.state_of(view) if view.get("detached", {}).get("state") != MISSING else MISSING
+            if labels.get(jid):
+                view["label"] = labels[jid]
+            counts[state] = counts.get(state, 0) + 1
+            jobs.append(view)
+            if state != js.SUCCEEDED:
+                what = f"{jid} ({labels[jid]})" if labels.get(jid) else jid
+                if state == js.RUNNING:
+                    problems.append(f"{what}: still running{' (killed)' if jid in killed else ' (left running)'}")
+                else:
+                    problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[:300]}")
+        for key, msg in self.errors.items():
+            if key not in order:
+                problems.append(msg + (self._dir_hint(None) if "no job named" in msg or "could not find" in msg else ""))
+                counts[MISSING] = counts.get(MISSING, 0) + (0 if key == "connection" else 1)
+        n = len(order)
+        head = f"{n} job{'s' if n != 1 else ''}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        if timed_out:
+            head += f"; the wait timed out after {self.timeout:g}s"
+        if stopped:
+            head += "; stopped early (fail_fast)"
+        failed = bool(problems) or timed_out or unreachable
+        return {
+            "jobs": jobs,
+            "counts": counts,
+            "ansible_job_ids": order,
+            "elapsed": round(elapsed, 3),
+            "timed_out": timed_out,
+            "changed": self.changed,
+            "failed": failed,
+            "msg": head + (". " + "; ".join(problems) if problems else ""),
+        }
+
+    def _dir_hint(self, jid: str | None) -> str:
+        for ref in self.refs:
+            if ref.jid == jid and ref.async_dir and self.remote_dir and ref.async_dir != self.remote_dir:
+                return (
+                    f" (it was started with job directory {ref.async_dir} but this task looks in {self.remote_dir}:"
+                    " use the same become and become_user as the task that started it)"
+                )
+        return ""
+
+
+class _Unreachable(Exception):
+    pass
