@@ -9,7 +9,8 @@ import typing as t
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
+from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import with_lines
 
 
 class ActionModule(ActionBase):
@@ -28,17 +29,14 @@ class ActionModule(ActionBase):
         result.update(ansible_job_id=args["jid"], started=False, finished=False, stdout="", stderr="", stdout_lines=[], stderr_lines=[])
         try:
             module_args = dict(args, _async_dir=async_dir(self))
-            answer = self._execute_module(module_name="detached.jobs.async_status", module_args=module_args, task_vars=task_vars or {})
+            answer = run_host(self, "status", "detached.jobs.async_status", module_args, task_vars or {})
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         job = answer.pop("job", None)
         if isinstance(job, dict):
             # The stored result of the job comes back nested, so that the module's own output
             # handling leaves it as the job wrote it; it becomes the task's result here.
-            answer = merge_hash(answer, job)
-            for key in ("stdout", "stderr"):
-                if isinstance(answer.get(key), str) and f"{key}_lines" not in job:
-                    answer[f"{key}_lines"] = answer[key].splitlines()
+            answer = with_lines(merge_hash(answer, job))
         result = merge_hash(result, answer)
         for key in ("started", "finished"):
             result[key] = bool(result.get(key))

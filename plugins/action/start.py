@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
-from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host_module
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
 
 _JOB_OPTIONS: dict[str, dict] = {
@@ -60,9 +60,7 @@ class ActionModule(ActionBase):
         try:
             specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
             dir_ = async_dir(self)
-            answer = run_host_module(
-                self, "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, deadline=None, what="start"
-            )
+            answer = run_host(self, "start", "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
             if answer.get("unreachable") or answer.get("failed"):
                 result.update(answer)
                 return result

@@ -55,8 +55,13 @@ def supervisor_pyz(compiled: bool = True) -> bytes:
     if compiled not in _PYZ:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for pkg in ("ansible_collections", "ansible_collections/detached", "ansible_collections/detached/jobs",
-                        "ansible_collections/detached/jobs/plugins", _PKG):
+            for pkg in (
+                "ansible_collections",
+                "ansible_collections/detached",
+                "ansible_collections/detached/jobs",
+                "ansible_collections/detached/jobs/plugins",
+                _PKG,
+            ):
                 z.writestr(f"{pkg}/__init__.py", "")
             for mod in (js, proc, _supervisor):
                 path = f"{_PKG}/{mod.__name__.rsplit('.', 1)[-1]}.py"
@@ -256,7 +261,11 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
                 results[i] = dict(current, attached=True, changed=False)
             elif spec.if_running == "fail":
                 results[i] = dict(
-                    failed=True, started=False, finished=True, attached=False, changed=False,
+                    failed=True,
+                    started=False,
+                    finished=True,
+                    attached=False,
+                    changed=False,
                     msg=f"job name {spec.name!r} is already running as {current['ansible_job_id']} "
                     f"(pid {current['detached'].get('pid')}); use if_running=attach to return it or if_running=restart to replace it",
                 )
@@ -344,9 +353,7 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     if not _ours(record):
         if js.is_finished(record):
             return js.view(jid, store.job_path(jid), record), False
-        raise js.JobStoreError(
-            f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here"
-        )
+        raise js.JobStoreError(f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here")
     meta = dict(record["detached"])
     grace = float(meta.get("grace") or 5)
     if js.is_finished(record) and not (meta.get("state") == js.VANISHED and child_alive(meta)):

@@ -9,12 +9,6 @@ the name index and the directory lock. Standard library only, Python 3.8+.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
-if TYPE_CHECKING:
-    import typing as t
-
-    Record = t.Dict[str, t.Any]
-
 import errno
 import fcntl
 import json
@@ -22,6 +16,12 @@ import os
 import re
 import stat
 import time
+
+TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
+if TYPE_CHECKING:
+    import typing as t
+
+    Record = t.Dict[str, t.Any]
 
 FORMAT_VERSION = 1
 
@@ -42,7 +42,6 @@ SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
 NAMES_DIR = ".names"
 LOCK_FILE = ".lock"
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
-
 
 
 class JobStoreError(Exception):
@@ -68,17 +67,13 @@ class CorruptJob(JobStoreError):
 def validate_jid(jid: object) -> str:
     """Return jid if it is a job id this collection accepts, else raise InvalidJobId."""
     if not isinstance(jid, str) or not _JID_RE.match(jid):
-        raise InvalidJobId(
-            f"invalid job id {jid!r}: expected an ansible-core id like 'j123456789012.4242' or a 16-hex-digit Mitogen id"
-        )
+        raise InvalidJobId(f"invalid job id {jid!r}: expected an ansible-core id like 'j123456789012.4242' or a 16-hex-digit Mitogen id")
     return jid
 
 
 def validate_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidName(
-            f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit"
-        )
+        raise InvalidName(f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit")
     return name
 
 

@@ -10,15 +10,15 @@ Standard library only, Python 3.8+.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
-if TYPE_CHECKING:
-    import typing as t
-
 import errno
 import os
 import signal
 import sys
 import time
+
+TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
+if TYPE_CHECKING:
+    import typing as t
 
 _PROC = "/proc"
 _IS_LINUX = sys.platform.startswith("linux")
@@ -161,9 +161,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_tree(
-    pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None
-) -> list[int]:
+def kill_tree(pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None) -> list[int]:
     """Kill a job's processes: the process group pgid and every descendant of root (but not root itself).
 
     SIGTERM first, then SIGKILL to whatever is left after grace seconds. root is the supervisor
@@ -219,8 +217,6 @@ def _run(argv: list[str]) -> str | None:
     import subprocess
 
     try:
-        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode(
-            "ascii", errors="replace"
-        )
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode("ascii", errors="replace")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -227,8 +227,7 @@ class Supervisor:
         if self.stopped == js.TIMEOUT:
             state = js.TIMEOUT
             result["msg"] = (
-                f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed "
-                f"(SIGTERM, then SIGKILL after {self.grace:g}s)"
+                f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
             )
         elif self.stopped == js.KILLED:
             state = js.KILLED

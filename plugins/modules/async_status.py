@@ -158,13 +158,7 @@ detached:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control
-from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
-
-_BECOME_HINT = (
-    " A job is looked up in the job directory of the user the task runs as:"
-    " if it was started with become (or another become_user), query it with the same become."
-)
+from ansible_collections.detached.jobs.plugins.module_utils import _ops
 
 
 def main() -> None:
@@ -176,29 +170,10 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    jid = module.params["jid"]
-    mode = module.params["mode"]
-    fail = dict(ansible_job_id=jid, started=True, finished=True)
-    try:
-        js.validate_jid(jid)
-        store = js.JobStore(module.params["_async_dir"], create=False)
-        if mode == "cleanup":
-            files = store.files_of(jid)
-            if not files:
-                raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
-            removed = files if module.check_mode else store.remove(jid)
-            module.exit_json(changed=bool(removed), ansible_job_id=jid, erased=store.job_path(jid), removed=removed)
-        if mode == "kill":
-            if module.check_mode:
-                job = _control.status(store, jid, persist=False)
-                module.exit_json(changed=not job["finished"], job=job)
-            job, changed = _control.kill(store, jid)
-            module.exit_json(changed=changed, job=job)
-        module.exit_json(job=_control.status(store, jid, persist=not module.check_mode))
-    except js.JobNotFound as ex:
-        module.fail_json(msg=f"could not find job: {ex}.{_BECOME_HINT}", **fail)
-    except js.JobStoreError as ex:
-        module.fail_json(msg=str(ex), **fail)
+    result = _ops.status(module.params, module.check_mode)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

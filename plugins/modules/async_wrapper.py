@@ -114,8 +114,7 @@ jobs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control
-from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _ops
 
 _JOB_OPTIONS = dict(
     module=dict(type="str"),
@@ -141,13 +140,10 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    try:
-        store = js.JobStore(module.params["async_dir"], create=not module.check_mode)
-        specs = [_control.JobSpec(job) for job in module.params["jobs"]]
-        results = _control.start(store, specs, check_mode=module.check_mode)
-    except js.JobStoreError as ex:
-        module.fail_json(msg=str(ex))
-    module.exit_json(changed=any(r.get("changed") for r in results), jobs=results)
+    result = _ops.start(module.params, module.check_mode)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

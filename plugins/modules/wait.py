@@ -160,66 +160,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control
-from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
-
-_TICK = 0.05
-_LIVENESS_EVERY = 1.0
-_MISSING_GRACE = 2.0
-
-
-def _running_view(view: dict) -> dict:
-    """A running job's status without its (possibly large) payload."""
-    keep = ("started", "finished", "ansible_job_id", "results_file", "detached")
-    return {k: view[k] for k in keep if k in view}
-
-
-def _long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool) -> tuple[dict, dict]:
-    """Read every job until one finishes or block seconds pass; return (views, errors)."""
-    start = time.monotonic()
-    deadline = start + block
-    seen: dict[str, int | None] = {}
-    views: dict[str, dict] = {}
-    errors: dict[str, str] = {}
-    last_liveness = start
-    first = True
-    while True:
-        now = time.monotonic()
-        liveness = first or now - last_liveness >= _LIVENESS_EVERY
-        if liveness:
-            last_liveness = now
-        changed = False
-        for jid in jids:
-            if jid in errors:
-                continue
-            mtime = store.mtime_ns(jid)
-            if not liveness and mtime == seen.get(jid, -1):
-                continue
-            seen[jid] = mtime
-            try:
-                view = _control.status(store, jid, persist=persist)
-            except js.JobNotFound as ex:
-                if now - start < _MISSING_GRACE and now < deadline:
-                    continue
-                errors[jid] = f"could not find job: {ex}"
-                changed = True
-                continue
-            except js.JobStoreError as ex:
-                errors[jid] = str(ex)
-                changed = True
-                continue
-            if view["finished"]:
-                if views.get(jid, {}).get("finished") is not True:
-                    changed = True
-                views[jid] = view
-            else:
-                views[jid] = _running_view(view)
-        first = False
-        if changed and not all(jid in errors or jid in views for jid in jids) and time.monotonic() < deadline:
-            continue  # a missing job is still within its grace period
-        if changed or time.monotonic() >= deadline:
-            return views, errors
-        time.sleep(_TICK)
+from ansible_collections.detached.jobs.plugins.module_utils import _ops
 
 
 def main() -> None:
@@ -241,54 +182,10 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    store = js.JobStore(p["_async_dir"], create=False)
-    errors: dict[str, str] = {}
-    jids: list[str] = []
-    for jid in p["_jids"]:
-        try:
-            jids.append(js.validate_jid(jid))
-        except js.JobStoreError as ex:
-            errors[str(jid)] = str(ex)
-    resolved: dict[str, str | None] = {}
-    for name in p["names"]:
-        try:
-            found = store.name_get(name)
-        except js.JobStoreError as ex:
-            errors[name] = str(ex)
-            continue
-        resolved[name] = found
-        if found is None:
-            errors[name] = f"no job named {name!r} in {store.path}"
-        elif found not in jids:
-            jids.append(found)
-
-    if p["_mode"] == "wait":
-        views, errs = _long_poll(store, jids, 0 if module.check_mode else p["_block"], persist=not module.check_mode)
-        errors.update(errs)
-        module.exit_json(changed=False, jobs=views, errors=errors, names=resolved, async_dir=store.path)
-
-    views = {}
-    changed = False
-    for jid in jids:
-        try:
-            if p["_mode"] == "kill":
-                if module.check_mode:
-                    views[jid] = _control.status(store, jid, persist=False)
-                    changed = changed or not views[jid]["finished"]
-                    continue
-                views[jid], killed = _control.kill(store, jid)
-                changed = changed or killed
-            else:
-                view = _control.status(store, jid, persist=not module.check_mode)
-                if not view["finished"]:
-                    errors[jid] = f"job {jid} is still running; its files are kept"
-                    continue
-                views[jid] = {"ansible_job_id": jid, "removed": store.files_of(jid) if module.check_mode else store.remove(jid)}
-                changed = changed or bool(views[jid]["removed"])
-        except js.JobStoreError as ex:
-            errors[jid] = str(ex)
-    module.exit_json(changed=changed, jobs=views, errors=errors, names=resolved, async_dir=store.path)
+    result = _ops.wait(module.params, module.check_mode)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -77,14 +77,127 @@ def _warn_about_action(action: ActionBase, module_name: str) -> None:
         )
 
 
-def run_host_module(
-    action: ActionBase, name: str, args: dict, task_vars: dict, deadline: float | None = None, what: str = "the host"
-) -> dict:
-    """Run one of the collection's host-side modules; retry dropped connections until deadline (monotonic)."""
+_PKG = "ansible_collections.detached.jobs.plugins.module_utils"
+_HOST_CODE = ("_jobstore", "_process", "_supervisor", "_control", "_ops")
+_SOURCES: dict[str, str] = {}
+
+# Runs on the host with the module interpreter as `python -I -S -c ...`: installs an importer
+# for the collection's host code sent on stdin (with the operation and its parameters), runs
+# the operation and prints its result as JSON. Standard library only.
+_BOOTSTRAP = (
+    r"""
+import json, sys
+from importlib.util import spec_from_loader
+D = json.loads(sys.stdin.buffer.read())
+S = D["s"]
+P = "%s".split(".")
+K = {".".join(P[:i + 1]) for i in range(len(P))}
+class L:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in K or name in S:
+            return spec_from_loader(name, L, is_package=name in K)
+        return None
+    @staticmethod
+    def create_module(spec):
+        return None
+    @staticmethod
+    def exec_module(module):
+        if module.__name__ in S:
+            exec(compile(S[module.__name__], module.__name__.replace(".", "/") + ".py", "exec"), module.__dict__)
+    @staticmethod
+    def get_source(name):
+        return S.get(name)
+sys.meta_path.insert(0, L)
+from ansible_collections.detached.jobs.plugins.module_utils import _ops
+sys.stdout.write("\n" + json.dumps(_ops.run(D["o"], D["a"], D["c"])) + "\n")
+"""
+    % _PKG
+)
+
+
+def _host_sources() -> dict[str, str]:
+    if not _SOURCES:
+        import importlib
+
+        for name in _HOST_CODE:
+            module = importlib.import_module(f"{_PKG}.{name}")
+            with open(str(module.__file__), encoding="utf-8") as f:
+                _SOURCES[f"{_PKG}.{name}"] = f.read()
+    return _SOURCES
+
+
+def _lean_path_ok(action: ActionBase) -> bool:
+    """Whether the host code can be piped to a lean interpreter (one round trip, no AnsiballZ start-up).
+
+    It needs a connection that can pipe data (ssh, local, paramiko, ...) and a POSIX shell. With
+    become, it is used only where the user enabled pipelining (sudo's requiretty would break it).
+    """
+    conn = action._connection
+    if not getattr(conn, "has_pipelining", False) or getattr(conn._shell, "SHELL_FAMILY", "sh") == "powershell":
+        return False
+    if getattr(conn, "become", None) is not None and action._play_context.become:
+        return bool(action._is_pipelining_enabled("new"))
+    return True
+
+
+def _interpreter(action: ActionBase, task_vars: dict) -> tuple[list[str], dict]:
+    """The module interpreter (discovered by ansible-core as for any module) and discovery facts."""
+    built = action._configure_module(module_name="detached.jobs.async_wrapper", module_args={}, task_vars=task_vars)
+    shebang = built[0].shebang if len(built) == 2 else built[1]
+    facts = {}
+    if getattr(action, "_discovered_interpreter_key", None):
+        facts[action._discovered_interpreter_key] = action._discovered_interpreter
+    return shlex.split(str(shebang)[2:].strip()), facts
+
+
+def _run_lean(action: ActionBase, op: str, args: dict, task_vars: dict) -> dict:
+    interpreter, facts = _interpreter(action, task_vars)
+    boot = base64.b64encode(_BOOTSTRAP.encode("utf-8")).decode("ascii")
+    argv = interpreter + ["-I", "-S", "-c", f"import base64;exec(base64.b64decode('{boot}'))"]
+    env = action._compute_environment_string()
+    cmd = (env + " " if env else "") + " ".join(shlex.quote(a) for a in argv)
+    data = json.dumps({"o": op, "a": args, "c": bool(action._task.check_mode), "s": _host_sources()})
+    res = action._low_level_execute_command(cmd, sudoable=True, in_data=data.encode("utf-8"))
+    stdout = res.get("stdout", "") or ""
+    try:
+        result = json.loads(_json_part(stdout))
+        if not isinstance(result, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return {
+            "failed": True,
+            "rc": res.get("rc"),
+            "msg": f"the detached.jobs host code did not answer with JSON under {' '.join(interpreter)} (rc={res.get('rc')}): "
+            f"{(res.get('stderr') or stdout or '').strip()[-2000:]}",
+        }
+    if facts:
+        result.setdefault("ansible_facts", {}).update(facts)
+    return result
+
+
+def _json_part(text: str) -> str:
+    """The JSON object in the output, without shell noise (motd, become banners) around it."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].lstrip().startswith("{"):
+            return lines[i]
+    raise ValueError("no JSON object in the output")
+
+
+def run_host(action: ActionBase, op: str, module: str, args: dict, task_vars: dict, deadline: float | None = None, what: str = "the host") -> dict:
+    """Run a host-side operation of the collection; retry dropped connections until deadline (monotonic).
+
+    The lean path pipes the host code to the module interpreter in one round trip; where that
+    is not possible the same operation runs as the collection's module (AnsiballZ).
+    """
     attempt = 0
     while True:
         try:
-            result = action._execute_module(module_name=name, module_args=dict(args), task_vars=task_vars)
+            if _lean_path_ok(action):
+                result = _run_lean(action, op, args, task_vars)
+            else:
+                result = action._execute_module(module_name=module, module_args=dict(args), task_vars=task_vars)
         except AnsibleConnectionFailure as ex:
             result = {"unreachable": True, "msg": str(ex)}
         if not result.get("unreachable"):

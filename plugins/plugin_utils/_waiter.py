@@ -17,7 +17,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
-from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host_module
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
 if t.TYPE_CHECKING:
     from ansible.plugins.action import ActionBase
@@ -60,7 +60,7 @@ class Waiter:
     # --- remote calls ---------------------------------------------------------
     def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None) -> dict:
         args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir}
-        result = run_host_module(self.action, _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
+        result = run_host(self.action, "wait", _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
         if result.get("unreachable"):
             raise _Unreachable(str(result.get("msg", "unreachable")))
         if result.get("failed"):
@@ -107,7 +107,7 @@ class Waiter:
                     pending.remove(key)
                     done += 1
             for jid, view in (res.get("jobs") or {}).items():
-                self.views[jid] = view
+                self.views[jid] = with_lines(view)
                 if view.get("finished") and jid in pending:
                     pending.remove(jid)
                     done += 1
@@ -140,9 +140,7 @@ class Waiter:
         display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {js.state_of(view)}{took} [{done}/{total}]")
 
     # --- the result ---------------------------------------------------------------
-    def _summary(
-        self, order: list[str], labels: dict, elapsed: float, timed_out: bool, stopped: bool, unreachable: bool, killed: list[str]
-    ) -> dict:
+    def _summary(self, order: list[str], labels: dict, elapsed: float, timed_out: bool, stopped: bool, unreachable: bool, killed: list[str]) -> dict:
         jobs: list[dict] = []
         counts: dict[str, int] = {}
         problems: list[str] = []
@@ -195,6 +193,14 @@ class Waiter:
                     " use the same become and become_user as the task that started it)"
                 )
         return ""
+
+
+def with_lines(view: dict) -> dict:
+    """Add stdout_lines/stderr_lines as ansible-core does for module results."""
+    for key in ("stdout", "stderr"):
+        if isinstance(view.get(key), str) and f"{key}_lines" not in view:
+            view[f"{key}_lines"] = view[key].splitlines()
+    return view
 
 
 class _Unreachable(Exception):

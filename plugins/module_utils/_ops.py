@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""The host-side operations of the collection, callable without AnsibleModule. Private to detached.jobs.
+
+Each operation takes plain parameters (already validated by the action or by AnsibleModule)
+and returns a result dict. The modules are thin wrappers around them, and the action plugins
+can also run them directly with a lean interpreter (see plugin_utils/_remote.py): that skips
+the AnsiballZ start-up, which dominates the cost of a launch or of a wait round.
+Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as t
+
+_TICK = 0.05
+_LIVENESS_EVERY = 1.0
+_MISSING_GRACE = 2.0
+DEFAULT_ASYNC_DIR = "~/.ansible_async"
+
+BECOME_HINT = (
+    " A job is looked up in the job directory of the user the task runs as:"
+    " if it was started with become (or another become_user), query it with the same become."
+)
+
+
+def _fail(msg: str, **extra: t.Any) -> dict:
+    return dict(extra, failed=True, msg=msg)
+
+
+def start(params: dict, check_mode: bool = False) -> dict:
+    """Launch jobs (the async_wrapper module): params jobs (list of job specs), async_dir."""
+    try:
+        store = js.JobStore(params.get("async_dir") or DEFAULT_ASYNC_DIR, create=not check_mode)
+        specs = [_control.JobSpec(job) for job in params["jobs"]]
+        results = _control.start(store, specs, check_mode=check_mode)
+    except js.JobStoreError as ex:
+        return _fail(str(ex))
+    return {"changed": any(r.get("changed") for r in results), "jobs": results, "async_dir": store.path}
+
+
+def status(params: dict, check_mode: bool = False) -> dict:
+    """Status, cleanup or kill of one job (the async_status module): params jid, mode, _async_dir.
+
+    The job's own result comes back nested under "job"; the action makes it the task's result.
+    """
+    jid = params["jid"]
+    mode = params.get("mode") or "status"
+    fail = dict(ansible_job_id=jid, started=True, finished=True)
+    try:
+        js.validate_jid(jid)
+        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        if mode == "cleanup":
+            files = store.files_of(jid)
+            if not files:
+                raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
+            removed = files if check_mode else store.remove(jid)
+            return {"changed": bool(removed), "ansible_job_id": jid, "erased": store.job_path(jid), "removed": removed}
+        if mode == "kill":
+            if check_mode:
+                job = _control.status(store, jid, persist=False)
+                return {"changed": not job["finished"], "job": job}
+            job, changed = _control.kill(store, jid)
+            return {"changed": changed, "job": job}
+        return {"changed": False, "job": _control.status(store, jid, persist=not check_mode)}
+    except js.JobNotFound as ex:
+        return _fail(f"could not find job: {ex}.{BECOME_HINT}", **fail)
+    except js.JobStoreError as ex:
+        return _fail(str(ex), **fail)
+
+
+def _running_view(view: dict) -> dict:
+    """A running job's status without its (possibly large) payload."""
+    keep = ("started", "finished", "ansible_job_id", "results_file", "detached")
+    return {k: view[k] for k in keep if k in view}
+
+
+def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool) -> tuple[dict, dict]:
+    """Read every job until one finishes or block seconds pass; return (views, errors).
+
+    Status files are re-read only when they change (mtime) and liveness is checked once a
+    second, so waiting on many jobs costs a few stat calls per tick.
+    """
+    start_ = time.monotonic()
+    deadline = start_ + block
+    seen: dict[str, int | None] = {}
+    views: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    last_liveness = start_
+    first = True
+    while True:
+        now = time.monotonic()
+        liveness = first or now - last_liveness >= _LIVENESS_EVERY
+        if liveness:
+            last_liveness = now
+        changed = False
+        waiting_for_missing = False
+        for jid in jids:
+            if jid in errors:
+                continue
+            mtime = store.mtime_ns(jid)
+            if not liveness and jid in seen and mtime == seen[jid]:
+                continue
+            seen[jid] = mtime
+            try:
+                view = _control.status(store, jid, persist=persist)
+            except js.JobNotFound as ex:
+                if now - start_ < _MISSING_GRACE and now < deadline:
+                    waiting_for_missing = True
+                    seen.pop(jid, None)
+                    continue
+                errors[jid] = f"could not find job: {ex}.{BECOME_HINT}"
+                changed = True
+                continue
+            except js.JobStoreError as ex:
+                errors[jid] = str(ex)
+                changed = True
+                continue
+            if view["finished"]:
+                if views.get(jid, {}).get("finished") is not True:
+                    changed = True
+                views[jid] = view
+            else:
+                views[jid] = _running_view(view)
+        first = False
+        if (changed and not waiting_for_missing) or time.monotonic() >= deadline:
+            return views, errors
+        time.sleep(_TICK)
+
+
+def wait(params: dict, check_mode: bool = False) -> dict:
+    """The host side of detached.jobs.wait: params _jids, names, _mode (wait|kill|cleanup), _block, _async_dir."""
+    store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+    errors: dict[str, str] = {}
+    jids: list[str] = []
+    for jid in params.get("_jids") or []:
+        try:
+            jids.append(js.validate_jid(jid))
+        except js.JobStoreError as ex:
+            errors[str(jid)] = str(ex)
+    resolved: dict[str, str | None] = {}
+    for name in params.get("names") or []:
+        try:
+            found = store.name_get(name)
+        except js.JobStoreError as ex:
+            errors[name] = str(ex)
+            continue
+        resolved[name] = found
+        if found is None:
+            errors[name] = f"no job named {name!r} in {store.path}.{BECOME_HINT}"
+        elif found not in jids:
+            jids.append(found)
+    result = {"changed": False, "errors": errors, "names": resolved, "async_dir": store.path}
+    mode = params.get("_mode") or "wait"
+    if mode == "wait":
+        views, errs = long_poll(store, jids, 0 if check_mode else float(params.get("_block") or 0), persist=not check_mode)
+        errors.update(errs)
+        return dict(result, jobs=views)
+    views = {}
+    changed = False
+    for jid in jids:
+        try:
+            if mode == "kill":
+                if check_mode:
+                    views[jid] = _control.status(store, jid, persist=False)
+                    changed = changed or not views[jid]["finished"]
+                    continue
+                views[jid], killed = _control.kill(store, jid)
+                changed = changed or killed
+            else:
+                view = _control.status(store, jid, persist=not check_mode)
+                if not view["finished"]:
+                    errors[jid] = f"job {jid} is still running; its files are kept"
+                    continue
+                removed = store.files_of(jid) if check_mode else store.remove(jid)
+                views[jid] = {"ansible_job_id": jid, "removed": removed}
+                changed = changed or bool(removed)
+        except js.JobStoreError as ex:
+            errors[jid] = str(ex)
+    return dict(result, changed=changed, jobs=views)
+
+
+OPERATIONS = {"start": start, "status": status, "wait": wait}
+
+
+def run(op: str, params: dict, check_mode: bool = False) -> dict:
+    """Entry point of the lean runner: one operation, its result as a dict."""
+    if op not in OPERATIONS:
+        return _fail(f"unknown operation {op!r}")
+    return OPERATIONS[op](params, check_mode)
