@@ -235,7 +235,10 @@ def launch(store: js.JobStore, specs: list[JobSpec], python: str | None = None) 
         elif p.error:
             results.append({"failed": True, "msg": p.error, "ansible_job_id": p.jid, "started": False, "finished": True})
         else:
-            results.append(status(store, p.jid))
+            # Report the launch, not the job's outcome: a job that already ended (a fast failure)
+            # must not fail the start; its result is read with status or wait.
+            view = status(store, p.jid)
+            results.append({k: view[k] for k in ("started", "finished", "ansible_job_id", "results_file", "detached") if k in view})
     return results
 
 

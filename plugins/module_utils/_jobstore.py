@@ -37,6 +37,9 @@ FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
 # ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
 _JID_RE = re.compile(r"\A(?:j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
+# '<jid>.<anything>': a job's extra files; '.<jid or name>.<pid>.<ns>.tmp': an atomic write's temporary file.
+_EXTRA_RE = re.compile(r"\A(j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})\.[^/]+\Z")
+_TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
 # Files that belong to a job: <jid>.<suffix>
 SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
 NAMES_DIR = ".names"
@@ -307,7 +310,74 @@ class JobStore:
             raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
         return sorted(e for e in entries if _JID_RE.match(e))
 
+    def scan(self) -> tuple[dict[str, list[str]], list[str]]:
+        """One listing of the directory: ({jid: its files}, leftover temporary files).
+
+        A job's files are its status file (first, when it exists) and every '<jid>.*' file,
+        whatever the suffix (ansible-core's '<jid>.tmp' included). Job ids that have extra files
+        but no status file appear too. Temporary files are those of interrupted atomic writes
+        ('.<jid or name>.<pid>.<ns>.tmp').
+        """
+        try:
+            entries = sorted(os.listdir(self.path))
+        except FileNotFoundError:
+            return {}, []
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
+        jobs: dict[str, list[str]] = {}
+        tmps = []
+        for entry in entries:
+            path = os.path.join(self.path, entry)
+            if _JID_RE.match(entry):
+                jobs.setdefault(entry, []).insert(0, path)
+            elif _TMP_RE.match(entry):
+                tmps.append(path)
+            else:
+                m = _EXTRA_RE.match(entry)
+                if m:
+                    jobs.setdefault(m.group(1), []).append(path)
+        return jobs, tmps
+
+    def discard(self, path: str) -> bool:
+        """Remove one file of the job directory (never a directory, never anything outside it); False if already gone."""
+        parent = os.path.dirname(path)
+        if parent not in (self.path, os.path.join(self.path, NAMES_DIR)) or os.path.basename(path) in ("", ".", "..", NAMES_DIR):
+            raise JobStoreError(f"refusing to remove {path}: not a file of the job directory {self.path}")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot remove {path}", ex)) from ex
+        return True
+
     # --- names and locking ---------------------------------------------
+    def names(self) -> list[str]:
+        """Every name in the name index."""
+        try:
+            entries = os.listdir(os.path.join(self.path, NAMES_DIR))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"cannot list {os.path.join(self.path, NAMES_DIR)}", ex)) from ex
+        return sorted(e for e in entries if _NAME_RE.match(e))
+
+    def stale_name(self, name: str, gone: t.Collection[str] = ()) -> str | None:
+        """The index file of name if it points at no job (no status file, a job in gone, or no job id at all), else None."""
+        try:
+            jid = self.name_get(name)
+        except CorruptJob:
+            return self._name_path(name)
+        if jid is None or (jid not in gone and self.exists(jid)):
+            return None
+        return self._name_path(name)
+
+    def name_remove_stale(self, name: str) -> str | None:
+        """Remove the index entry of name if it is stale, under the directory lock (a start may be claiming it)."""
+        with self.lock():
+            path = self.stale_name(name)
+            return path if path is not None and self.discard(path) else None
+
     def lock(self) -> _Lock:
         return _Lock(os.path.join(self.path, LOCK_FILE))
 

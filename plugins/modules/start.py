@@ -216,7 +216,9 @@ started:
   returned: when one job is started
   type: bool
 finished:
-  description: Whether the job has finished (always V(false) unless O(poll) is set).
+  description:
+    - Whether the job has finished. Without O(poll) it is V(false) unless the job ended before it was recorded;
+      the start never fails because of the job's own outcome (read it with M(detached.jobs.wait) or M(detached.jobs.async_status)).
   returned: when one job is started
   type: bool
 results_file:

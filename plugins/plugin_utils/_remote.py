@@ -25,6 +25,7 @@ display = Display()
 
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
 _SHELL_MODULES = ("shell", "ansible.builtin.shell", "ansible.legacy.shell")
+_COMMAND_MODULES = ("command", "ansible.builtin.command", "ansible.legacy.command")
 # Action plugins whose module runs fine on its own (they only prepare arguments).
 _PLAIN_ACTIONS = ("command", "normal", "shell")
 
@@ -44,6 +45,9 @@ def build_module_job(action: ActionBase, module_name: str, module_args: dict, ta
     if module_name in _SHELL_MODULES:
         module_name = "ansible.legacy.command"
         module_args["_uses_shell"] = True
+    if module_name in _COMMAND_MODULES and "cmd" in module_args and not module_args.get("_raw_params"):
+        # What ansible-core's Task does for `cmd:` of command/shell; before 2.19 the module rejects `cmd`.
+        module_args["_raw_params"] = module_args.pop("cmd")
     _warn_about_action(action, module_name)
     action._update_module_args(module_name, module_args, task_vars)
     module_args["_ansible_check_mode"] = False

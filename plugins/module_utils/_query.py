@@ -1,0 +1,314 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Listing and pruning the jobs of a job directory. Private to the detached.jobs collection.
+
+Ages (``30s``, ``15m``, ``2h``, ``7d`` or plain seconds), job summaries, filters, and the two
+host-side operations ``job_info`` and ``prune`` as plain functions (parameters in, result dict
+out), like those of ``_ops``: the modules are thin wrappers around them. The file format stays
+in ``_jobstore``; liveness (vanished detection) comes from ``_control.status``.
+Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+import typing as t
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+DEFAULT_ASYNC_DIR = "~/.ansible_async"
+CORRUPT = "corrupt"
+# Every state job_info can report; prune may remove all but running ones.
+INFO_STATES = js.STATES + (CORRUPT,)
+PRUNE_STATES = js.FINAL_STATES + (CORRUPT,)
+# Temporary files of atomic writes and the files of a job being launched exist without a
+# status file for a moment (a launch gives up after 60 s): whatever the requested age, such
+# leftovers are removed only once they are at least this old.
+LEFTOVER_MIN_AGE = 600.0
+_MSG_MAX = 500
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_AGE_RE = re.compile(r"\A\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*\Z", re.IGNORECASE)
+_AGE_HELP = "use seconds (90) or a number with a unit s, m, h or d (30s, 15m, 2h, 7d)"
+
+JOB_INFO_SPEC: dict[str, dict[str, t.Any]] = {
+    "names": {"type": "list", "elements": "str", "default": []},
+    "states": {"type": "list", "elements": "str", "default": [], "choices": list(INFO_STATES)},
+    "jids": {"type": "list", "elements": "str", "default": []},
+    "older_than": {"type": "raw"},
+    "newer_than": {"type": "raw"},
+    "details": {"type": "bool", "default": False},
+}
+PRUNE_SPEC: dict[str, dict[str, t.Any]] = {
+    "older_than": {"type": "raw", "required": True},
+    "states": {"type": "list", "elements": "str", "default": list(js.FINAL_STATES), "choices": list(PRUNE_STATES)},
+    "names": {"type": "list", "elements": "str", "default": []},
+}
+
+
+class QueryError(ValueError):
+    """A bad filter value; the message names it."""
+
+
+def parse_age(value: object, option: str = "age") -> float:
+    """Seconds from an age: a number of seconds (int, float or numeric string) or a number with a unit s, m, h, d."""
+    if isinstance(value, bool) or value is None:
+        raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = _AGE_RE.match(value)
+        if not m:
+            raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+        seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
+    return seconds
+
+
+def _validate_jids(jids: t.Iterable[object]) -> set[str]:
+    try:
+        return {js.validate_jid(jid) for jid in jids}
+    except js.InvalidJobId as ex:
+        raise QueryError(str(ex)) from ex
+
+
+def _validate_states(states: t.Iterable[object], allowed: tuple[str, ...], option: str = "states") -> set[str]:
+    found = set()
+    for state in states:
+        if state not in allowed:
+            raise QueryError(f"invalid {option} value {state!r}: choose from {', '.join(allowed)}")
+        found.add(str(state))
+    return found
+
+
+class Job:
+    """One job of the directory as read now: its status view, or the error that made it unreadable."""
+
+    def __init__(self, store: js.JobStore, jid: str, files: list[str], now: float) -> None:
+        self.jid = jid
+        self.path = store.job_path(jid)
+        self.files = files
+        self.now = now
+        self.view: dict | None = None
+        self.error: str | None = None
+        self.mtime: float | None = None
+        self.size = 0
+        for path in files:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            self.size += st.st_size
+            if path == self.path:
+                self.mtime = st.st_mtime
+
+    @property
+    def meta(self) -> dict:
+        return self.view["detached"] if self.view is not None else {}
+
+    @property
+    def ours(self) -> bool:
+        return self.view is not None and not self.meta.get("foreign") and self.meta.get("version") is not None
+
+    @property
+    def state(self) -> str:
+        return CORRUPT if self.view is None else str(self.meta.get("state"))
+
+    @property
+    def name(self) -> str | None:
+        name = self.meta.get("name")
+        return name if isinstance(name, str) else None
+
+    def _time(self, key: str) -> float | None:
+        value = self.meta.get(key) if self.ours else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return self.mtime
+
+    @property
+    def started_at(self) -> float | None:
+        """When the job started (ours), else when its status file was last written."""
+        return self._time("started_at")
+
+    @property
+    def ended_at(self) -> float | None:
+        """When the job ended (ours), else when its status file was last written."""
+        return self._time("ended_at")
+
+    def age(self, since: float | None) -> float:
+        return max(0.0, self.now - since) if since is not None else 0.0
+
+    def summary(self, details: bool = False) -> dict:
+        meta = self.meta
+        rc = meta.get("rc")
+        if rc is None and self.view is not None and isinstance(self.view.get("rc"), int):
+            rc = self.view["rc"]
+        out: dict[str, t.Any] = {
+            "ansible_job_id": self.jid,
+            "name": self.name,
+            "state": self.state,
+            "finished": bool(self.view["finished"]) if self.view is not None else None,
+            "module": meta.get("module"),
+            "cmd": meta.get("cmd"),
+            "started_at": meta.get("started_at") if self.ours else None,
+            "ended_at": meta.get("ended_at") if self.ours else None,
+            "elapsed": meta.get("elapsed"),
+            "rc": rc,
+            "pid": meta.get("pid"),
+            "results_file": self.path,
+            "files": list(self.files),
+            "size": self.size,
+            "updated_at": self.mtime,
+            "age": round(self.age(self.started_at), 3),
+            "foreign": self.view is not None and not self.ours,
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        elif self.state not in (js.RUNNING, js.SUCCEEDED) and self.view is not None and self.view.get("msg"):
+            out["msg"] = str(self.view["msg"])[:_MSG_MAX]
+        if details and self.view is not None:
+            out["record"] = self.view
+        return out
+
+
+def read_jobs(store: js.JobStore, persist: bool, jids: set[str] | None = None) -> tuple[list[Job], dict[str, list[str]], list[str]]:
+    """Every job with a status file (refreshed: a running job whose supervisor is gone becomes vanished).
+
+    Returns (jobs, orphans: {jid: files} of job ids without a status file, leftover temporary files).
+    A job whose status file cannot be read is returned with its error (state corrupt).
+    """
+    found, tmps = store.scan()
+    now = time.time()
+    jobs = []
+    orphans = {}
+    for jid, files in found.items():
+        if jids is not None and jid not in jids:
+            continue
+        if not files or files[0] != store.job_path(jid):
+            orphans[jid] = files
+            continue
+        job = Job(store, jid, files, now)
+        try:
+            job.view = _control.status(store, jid, persist=persist)
+        except js.JobNotFound:
+            continue  # removed since the listing
+        except js.JobStoreError as ex:
+            job.error = str(ex)
+        jobs.append(job)
+    jobs.sort(key=lambda j: (j.started_at if j.started_at is not None else now, j.jid))
+    return jobs, orphans, tmps
+
+
+def _fail(msg: str, **extra: t.Any) -> dict:
+    return dict(extra, failed=True, msg=msg)
+
+
+def job_info(params: dict, check_mode: bool = False) -> dict:
+    """List jobs (the job_info module): params names, states, jids, older_than, newer_than, details, _async_dir.
+
+    A running job found without its supervisor is recorded as vanished on disk (as async_status
+    does, so that every reader agrees), except in check mode; that is bookkeeping, not a change.
+    """
+    try:
+        older = None if params.get("older_than") is None else parse_age(params["older_than"], "older_than")
+        newer = None if params.get("newer_than") is None else parse_age(params["newer_than"], "newer_than")
+        states = _validate_states(params.get("states") or [], INFO_STATES)
+        jids = _validate_jids(params.get("jids") or []) or None
+        names = set(params.get("names") or [])
+        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        jobs, _, _ = read_jobs(store, persist=not check_mode, jids=jids)
+    except (QueryError, js.JobStoreError) as ex:
+        return _fail(str(ex), jobs=[], count=0)
+    selected = []
+    for job in jobs:
+        age = job.age(job.started_at)
+        if names and job.name not in names:
+            continue
+        if states and job.state not in states:
+            continue
+        if older is not None and age < older:
+            continue
+        if newer is not None and age >= newer:
+            continue
+        selected.append(job.summary(details=bool(params.get("details"))))
+    return {"changed": False, "jobs": selected, "count": len(selected), "async_dir": store.path}
+
+
+def prune(params: dict, check_mode: bool = False) -> dict:
+    """Remove finished jobs older than an age (the prune module): params older_than, states, names, _async_dir.
+
+    Running jobs are never removed (nor vanished jobs whose process still runs unsupervised).
+    The age of a job is measured from its end (ours) or from its status file's last change.
+    Without O(names), leftover temporary files and files of job ids without a status file,
+    older than the age and than LEFTOVER_MIN_AGE, go too; so do name index entries that
+    point at no job.
+    """
+    result: dict[str, t.Any] = {"changed": False, "removed": [], "files": [], "kept_running": 0}
+    try:
+        older = parse_age(params.get("older_than"), "older_than")
+        states = _validate_states(params.get("states") or js.FINAL_STATES, PRUNE_STATES)
+        names = set(params.get("names") or [])
+        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        result["async_dir"] = store.path
+        jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
+    except (QueryError, js.JobStoreError) as ex:
+        return _fail(str(ex), **result)
+    errors: list[str] = []
+
+    def remove(paths: list[str]) -> list[str]:
+        if check_mode:
+            return [p for p in paths if os.path.lexists(p)]
+        gone = []
+        for path in paths:
+            try:
+                if store.discard(path):
+                    gone.append(path)
+            except js.JobStoreError as ex:
+                errors.append(str(ex))
+        return gone
+
+    for job in jobs:
+        if job.view is not None and (not job.view["finished"] or (job.state == js.VANISHED and _control.child_alive(job.meta))):
+            result["kept_running"] += 1
+            continue
+        if job.state not in states or (names and job.name not in names):
+            continue
+        if job.age(job.ended_at) < older:
+            continue
+        gone = remove(job.files)
+        if gone:
+            result["removed"].append(job.jid)
+            result["files"].extend(gone)
+    if not names:
+        now = time.time()
+        leftovers = [p for files in orphans.values() for p in files] + tmps
+        for path in leftovers:
+            try:
+                age = now - os.lstat(path).st_mtime
+            except OSError:
+                continue
+            if age >= max(older, LEFTOVER_MIN_AGE):
+                result["files"].extend(remove([path]))
+    try:
+        gone_jids = set(result["removed"]) if check_mode else set()
+        for name in store.names():
+            if names and name not in names:
+                continue
+            stale = store.stale_name(name, gone_jids)
+            if stale is not None and not check_mode:
+                stale = store.name_remove_stale(name)  # again under the lock: a start may be claiming the name
+            if stale is not None:
+                result["files"].append(stale)
+    except js.JobStoreError as ex:
+        errors.append(str(ex))
+    result["changed"] = bool(result["files"])
+    if errors:
+        return _fail(f"could not remove every file of the pruned jobs: {'; '.join(errors)}", **result)
+    return result

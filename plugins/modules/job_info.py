@@ -1,0 +1,248 @@
+#!/usr/bin/python
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: job_info
+short_description: List the detached jobs of a host
+version_added: 1.0.0
+description:
+  - Lists the jobs in the job directory, those started by M(detached.jobs.start) and those
+    started by the C(async) keyword or by Mitogen, oldest first, with a short summary of each.
+  - Filters select jobs by name, state, age or job id; all given filters must match.
+  - Each running job started by this collection is checked for liveness. A job whose supervisor
+    is gone (killed, out of memory, the host rebooted) is reported as V(vanished), and this verdict
+    is written to its status file, as M(detached.jobs.async_status) does, so that every reader
+    (M(ansible.builtin.async_status) included) agrees. That is bookkeeping, so the task still
+    reports no change; in check mode nothing is written.
+  - A status file that cannot be read (not JSON, empty, a symlink) is listed with
+    RV(jobs[].state=corrupt) and an RV(jobs[].error) naming the file; it does not fail the task.
+options:
+  names:
+    description:
+      - Only jobs with one of these names (the O(detached.jobs.start#module:name) they were started with).
+      - Jobs of the C(async) keyword have no name, so they never match.
+    type: list
+    elements: str
+    default: []
+  states:
+    description:
+      - Only jobs in one of these states.
+    type: list
+    elements: str
+    choices: [running, succeeded, failed, timeout, killed, vanished, corrupt]
+    default: []
+  jids:
+    description:
+      - Only these job ids.
+    type: list
+    elements: str
+    default: []
+  older_than:
+    description:
+      - Only jobs at least this old.
+      - An age is a number of seconds (V(90)) or a number with a unit V(s), V(m), V(h) or V(d)
+        (V(30s), V(15m), V(2h), V(7d)).
+      - The age of a job started by this collection counts from its start; for other jobs (and
+        unreadable status files) from the last change of the status file.
+    type: raw
+  newer_than:
+    description:
+      - Only jobs younger than this age (same syntax as O(older_than)).
+    type: raw
+  details:
+    description:
+      - Add each job's full status (its result once finished, as M(detached.jobs.async_status)
+        returns it) as RV(jobs[].record). Off by default, as results can be large.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - detached.jobs.job_dir
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Lists the same jobs; a vanished job is reported but not recorded as such.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: detached.jobs.async_status
+  - module: detached.jobs.prune
+  - module: detached.jobs.wait
+author:
+  - detached.jobs contributors
+"""
+
+EXAMPLES = r"""
+- name: List every job of the host
+  detached.jobs.job_info:
+  register: all_jobs
+
+- name: Show what is still running
+  ansible.builtin.debug:
+    msg: "{{ all_jobs.jobs | selectattr('state', 'eq', 'running') | map(attribute='name') | list }}"
+
+- name: Jobs that failed, timed out or vanished in the last day
+  detached.jobs.job_info:
+    states: [failed, timeout, vanished]
+    newer_than: 1d
+  register: broken
+
+- name: The migration job with its full result
+  detached.jobs.job_info:
+    names: [migration]
+    details: true
+  register: migration
+
+- name: Print the migration's output
+  ansible.builtin.debug:
+    msg: "{{ migration.jobs[-1].record.stdout | default('') }}"
+  when: migration.count > 0
+"""
+
+RETURN = r"""
+jobs:
+  description:
+    - The jobs that match every filter, oldest first (by start time; for jobs of the C(async)
+      keyword by the last change of their status file).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    ansible_job_id:
+      description: The job id.
+      type: str
+      returned: always
+      sample: j448219357640.4242
+    name:
+      description: The job's name, or V(null).
+      type: str
+      returned: always
+      sample: migration
+    state:
+      description:
+        - One of V(running), V(succeeded), V(failed), V(timeout), V(killed), V(vanished), or
+          V(corrupt) when the status file cannot be read.
+      type: str
+      returned: always
+      sample: succeeded
+    finished:
+      description: Whether the job has finished; V(null) when the status file cannot be read.
+      type: bool
+      returned: always
+    module:
+      description: The module the job runs, or V(null) (command jobs, jobs of the C(async) keyword).
+      type: str
+      returned: always
+      sample: ansible.builtin.command
+    cmd:
+      description: The argv of a command job, else V(null).
+      type: list
+      elements: str
+      returned: always
+      sample: [sleep, "60"]
+    started_at:
+      description: When the job started (epoch seconds); V(null) for jobs not started by this collection.
+      type: float
+      returned: always
+      sample: 1732300000.123
+    ended_at:
+      description: When the job ended (epoch seconds); V(null) while running and for jobs not started by this collection.
+      type: float
+      returned: always
+    elapsed:
+      description: Seconds the job ran, once finished.
+      type: float
+      returned: always
+    rc:
+      description: The exit code of the job's process (or the module's C(rc)), once known.
+      type: int
+      returned: always
+    pid:
+      description: The process id of the job's supervisor; V(null) for jobs not started by this collection.
+      type: int
+      returned: always
+    results_file:
+      description: Path of the job's status file.
+      type: str
+      returned: always
+      sample: /home/deploy/.ansible_async/j448219357640.4242
+    files:
+      description: Every file of the job (the status file first, then C(<jid>.*)).
+      type: list
+      elements: str
+      returned: always
+    size:
+      description: Total size of the job's files in bytes.
+      type: int
+      returned: always
+      sample: 2048
+    updated_at:
+      description: When the status file last changed (epoch seconds).
+      type: float
+      returned: always
+    age:
+      description: Seconds since the job started (or since its status file last changed, see O(older_than)).
+      type: float
+      returned: always
+      sample: 42.5
+    foreign:
+      description: Whether the job was started by something else than this collection (the C(async) keyword, Mitogen).
+      type: bool
+      returned: always
+    msg:
+      description: Why the job did not succeed (at most 500 characters).
+      type: str
+      returned: when the job failed, timed out, was killed or vanished and said why
+    error:
+      description: Why the status file cannot be read; it names the file.
+      type: str
+      returned: when RV(jobs[].state=corrupt)
+      sample: "job j1.1: status file /root/.ansible_async/j1.1 is not valid JSON (...)"
+    record:
+      description: The job's full status, as M(detached.jobs.async_status) returns it.
+      type: dict
+      returned: when O(details=true) and the status file can be read
+count:
+  description: The number of jobs in RV(jobs).
+  returned: always
+  type: int
+  sample: 3
+async_dir:
+  description: The job directory that was listed.
+  returned: success
+  type: str
+  sample: /home/deploy/.ansible_async
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.detached.jobs.plugins.module_utils import _query
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(_query.JOB_INFO_SPEC, _async_dir=dict(type="path", default=_query.DEFAULT_ASYNC_DIR)),
+        supports_check_mode=True,
+    )
+    result = _query.job_info(module.params, module.check_mode)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
