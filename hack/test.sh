@@ -14,19 +14,27 @@ stage() {
 }
 unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
 integration() {
-  local dest="$root/.build/ansible-test/ansible_collections/detached/jobs"
-  rm -rf "$root/.build/ansible-test" && mkdir -p "$dest"
+  # Outside the checkout: ansible-test lists files with git when it finds a repository above it.
+  local base="${TMPDIR:-/tmp}/detached-jobs-ansible-test"
+  local dest="$base/ansible_collections/detached/jobs"
+  rm -rf "$base" && mkdir -p "$dest"
   git ls-files --cached --others --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/"
   (cd "$dest" && ansible-test integration --local --python 3.11 -v)
 }
 package() {
   local tmp; tmp=$(mktemp -d)
-  ansible-galaxy collection build --force --output-path "$tmp/dist" . >/dev/null &&
-  ansible-galaxy collection install -p "$tmp/coll" "$tmp"/dist/detached-jobs-*.tar.gz >/dev/null &&
-  for p in start wait async_status job_info prune async_wrapper; do
-    ANSIBLE_COLLECTIONS_PATH="$tmp/coll" ansible-doc "detached.jobs.$p" >/dev/null || return 1
-  done &&
-  ANSIBLE_COLLECTIONS_PATH="$tmp/coll" ansible-playbook "$root/playbooks/demo.yml"
+  ansible-galaxy collection build --force --output-path "$tmp/dist" . || return 1
+  ansible-galaxy collection install -p "$tmp/coll" "$tmp"/dist/detached-jobs-*.tar.gz || return 1
+  local installed="$tmp/coll/ansible_collections/detached/jobs"
+  (
+    # Only the installed copy: proves the package, not the checkout.
+    export ANSIBLE_COLLECTIONS_PATH="$tmp/coll"
+    cd "$tmp" || exit 1
+    for p in start wait async_status job_info prune async_wrapper; do
+      ansible-doc "detached.jobs.$p" >/dev/null || exit 1
+    done
+    ansible-playbook "$installed/playbooks/demo.yml"
+  )
 }
 stage unit unit
 stage integration integration
