@@ -25,7 +25,7 @@ package() {
   local tmp="$root/.build/package"
   rm -rf "$tmp" && mkdir -p "$tmp"
   ansible-galaxy collection build --force --output-path "$tmp/dist" . || return 1
-  ansible-galaxy collection install -p "$tmp/coll" "$tmp"/dist/detached-jobs-*.tar.gz || return 1
+  ansible-galaxy collection install --force -p "$tmp/coll" "$tmp"/dist/detached-jobs-*.tar.gz || return 1
   local installed="$tmp/coll/ansible_collections/detached/jobs"
   (
     # Only the installed copy: proves the package, not the checkout.
