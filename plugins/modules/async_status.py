@@ -12,7 +12,7 @@ version_added: 1.0.0
 description:
   - A drop-in replacement for M(ansible.builtin.async_status) that reads jobs started by
     M(detached.jobs.start) and by the C(async) keyword, with the same options and return values,
-    so it works in C(until: result is finished) loops.
+    so it works in C(until) loops (C(until) with C(result is finished)).
   - A job whose processes are gone (killed with SIGKILL, out of memory, the host rebooted) is
     reported as finished and failed with RV(detached.state=vanished), never as running forever.
   - O(mode=kill) stops a running job and its whole process tree (SIGTERM, then SIGKILL after the
