@@ -33,6 +33,7 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         job = answer.pop("job", None)
+        operation_changed = bool(answer.get("changed"))
         if isinstance(job, dict):
             # The stored result of the job comes back nested, so that the module's own output
             # handling leaves it as the job wrote it; it becomes the task's result here.
@@ -40,4 +41,7 @@ class ActionModule(ActionBase):
         result = merge_hash(result, answer)
         for key in ("started", "finished"):
             result[key] = bool(result.get(key))
+        if args["mode"] != "status" and not result.get("failed"):
+            # What this task changed, not what the job reported when it ran.
+            result["changed"] = operation_changed
         return result

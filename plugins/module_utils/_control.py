@@ -123,7 +123,7 @@ def _prepare(store: js.JobStore, spec: JobSpec, jid: str) -> tuple[list[str], li
     written: list[str] = []
     try:
         if spec.mode == "command":
-            return list(spec.argv), written
+            return list(spec.argv or []), written
         if not spec.payload:
             raise LaunchError(f"job {spec.label}: neither a module payload nor a command was given")
         payload_path = store.extra_path(jid, "payload")
@@ -362,7 +362,7 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     if js.is_finished(record) and not (meta.get("state") == js.VANISHED and child_alive(meta)):
         return js.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")
-    if not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), meta.get("boot_id")):
+    if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), meta.get("boot_id")):
         try:
             os.kill(pid, 15)
         except OSError as ex:

@@ -284,7 +284,13 @@ class JobStore:
         return [p for p in paths if os.path.lexists(p)]
 
     def remove(self, jid: str) -> list[str]:
-        """Remove the job's status file and all its extra files; returns what was removed."""
+        """Remove the job's status file and all its extra files, and its name if the name still points at it; returns what was removed."""
+        name = None
+        try:
+            meta = self.read(jid).get("detached")
+            name = meta.get("name") if isinstance(meta, dict) else None
+        except JobStoreError:
+            pass
         removed = []
         for path in self.files_of(jid):
             try:
@@ -294,6 +300,13 @@ class JobStore:
             except OSError as ex:
                 raise JobStoreError(_os_error(f"job {jid}: cannot remove {path}", ex)) from ex
             removed.append(path)
+        if isinstance(name, str) and _NAME_RE.match(name):
+            try:
+                if self.name_get(name) == jid:
+                    _unlink_quiet(self._name_path(name))
+                    removed.append(self._name_path(name))
+            except JobStoreError:
+                pass
         return removed
 
     def remove_extra(self, jid: str, suffixes: t.Iterable[str]) -> None:

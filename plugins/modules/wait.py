@@ -156,7 +156,6 @@ msg:
   type: str
 """
 
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 

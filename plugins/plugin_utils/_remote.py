@@ -94,7 +94,7 @@ import json, sys
 from importlib.util import spec_from_loader
 D = json.loads(sys.stdin.buffer.read())
 S = D["s"]
-P = "%s".split(".")
+P = "@PKG@".split(".")
 K = {".".join(P[:i + 1]) for i in range(len(P))}
 class L:
     @staticmethod
@@ -115,8 +115,7 @@ class L:
 sys.meta_path.insert(0, L)
 from ansible_collections.detached.jobs.plugins.module_utils import _ops
 sys.stdout.write("\n" + json.dumps(_ops.run(D["o"], D["a"], D["c"])) + "\n")
-"""
-    % _PKG
+""".replace("@PKG@", _PKG)
 )
 
 
