@@ -1,23 +1,56 @@
 #!/usr/bin/env bash
-# Sets up .venv (pinned Python requirements) and the collection path used from a checkout.
+# Sets up everything from the project's own files.
+#   hack/setup.sh          .venv with requirements/demo.txt (enough for `make demo`)
+#   hack/setup.sh --test   also the test tools (requirements/dev.txt, pinned by constraints.txt), the
+#                          ansible-core version matrix (.venv-core2.16 ... from requirements/core-*.txt),
+#                          Debian packages the tests need, and the pip bootstrap stand-in for ansible-test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-demo}
+
 need=()
-python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
-if [ "${1:-}" = "--test" ]; then
-  command -v rsync >/dev/null 2>&1 || need+=(rsync)
-  command -v pgrep >/dev/null 2>&1 || need+=(procps)
+python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "$mode" = "--test" ]; then
+  for tool in rsync:rsync pgrep:procps sshd:openssh-server ssh:openssh-client sudo:sudo ip:iproute2 runuser:util-linux; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool#*:}")
+  done
 fi
 if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-stamp=$(cat requirements/dev.txt | sha256sum | cut -c1-16)
-if [ ! -f ".venv/.stamp-$stamp" ]; then
-  rm -rf .venv
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt
-  touch ".venv/.stamp-$stamp"
+
+# venv DIR REQUIREMENTS [CONSTRAINTS]: (re)build DIR when its requirement files change.
+venv() {
+  local dir=$1 req=$2 con=${3:-}
+  local stamp
+  stamp=$(cat requirements/*.txt | sha256sum | cut -c1-16)
+  [ -f "$dir/.stamp-$(basename "$req")-$stamp" ] && return 0
+  echo "setup: building $dir from $req"
+  [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" ${con:+-c "$con"}
+  rm -f "$dir"/.stamp-"$(basename "$req")"-*
+  touch "$dir/.stamp-$(basename "$req")-$stamp"
+}
+
+if [ "$mode" = "--test" ]; then
+  venv .venv requirements/dev.txt requirements/constraints.txt
+  for req in requirements/core-*.txt; do
+    v=$(basename "$req" .txt); v=${v#core-}
+    venv ".venv-core$v" "$req"
+  done
+  # ansible-test bootstraps pip in its venvs with a script it downloads from a host that may be
+  # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.
+  mkdir -p ~/.ansible/test/cache
+  for py in .venv/lib/python3*/site-packages .venv-core*/lib/python3*/site-packages; do
+    for pip_version in $(sed -nE "s/.*pip='([0-9.]+)'.*/\\1/p" "$py"/ansible_test/_internal/python_requirements.py 2>/dev/null | sort -u); do
+      cp hack/get_pip_standin.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
+    done
+  done
+else
+  venv .venv requirements/demo.txt requirements/constraints.txt
 fi
+
 mkdir -p .build/collections/ansible_collections/detached
 ln -sfn ../../../.. .build/collections/ansible_collections/detached/jobs

@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# Runs every test stage; prints one closing line "suite: N passed, M failed".
+# Runs every test stage (after hack/setup.sh --test); prints one closing line "suite: N passed, M failed".
+#   hack/test.sh                 every stage
+#   hack/test.sh unit lint ...   only the named stages
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
-passed=0; failed=0; failures=()
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
+passed=0; failed=0; failures=(); timings=()
+
 stage() {
   local name=$1; shift
+  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then return 0; fi
   echo "=== stage: $name"
-  if "$@"; then passed=$((passed+1)); echo "=== $name: passed"
-  else failed=$((failed+1)); failures+=("$name"); echo "=== $name: FAILED"; fi
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed+1)); echo "=== $name: passed ($((SECONDS-t0)) s)"
+  else failed=$((failed+1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS-t0)) s)"; fi
+  timings+=("$name $((SECONDS-t0))s")
 }
-unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
-integration() {
-  # Outside the checkout: ansible-test lists files with git when it finds a repository above it.
+
+# A copy of the collection at ansible_collections/detached/jobs outside the checkout, for
+# ansible-test (it lists files with git when it finds a repository above the collection).
+at_copy() {
   local base="${TMPDIR:-/tmp}/detached-jobs-ansible-test"
   local dest="$base/ansible_collections/detached/jobs"
   rm -rf "$base" && mkdir -p "$dest"
   git ls-files --cached --others --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/"
-  (cd "$dest" && ansible-test integration --local --python 3.11 -v)
+  echo "$dest"
+}
+
+lint() {
+  local rc=0
+  ruff check plugins tests hack || rc=1
+  mypy --config-file pyproject.toml -p ansible_collections.detached.jobs.plugins || rc=1
+  mypy --config-file pyproject.toml tests hack || rc=1
+  python hack/check_docs.py .build/examples || rc=1
+  (cd .build/examples && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
+  ansible-lint --profile production --offline --nocolor roles playbooks .build/examples || rc=1
+  antsibull-changelog lint || rc=1
+  return $rc
+}
+sanity() {
+  local dest; dest=$(at_copy)
+  (cd "$dest" && ansible-test sanity --local --python 3.11 --color no)
+}
+unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
+integration() {
+  # integration [VENV]: the integration suite with the ansible-core of VENV (default .venv).
+  local venv=${1:-.venv} dest; dest=$(at_copy)
+  (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration --local --python 3.11 --color no)
 }
 package() {
   local tmp="$root/.build/package"
@@ -37,9 +67,17 @@ package() {
     ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml"
   )
 }
+
+only=("$@")
+stage lint lint
+stage sanity sanity
 stage unit unit
 stage integration integration
+for venv in .venv-core*; do
+  [ -d "$venv" ] && stage "integration-${venv#.venv-}" integration "$venv"
+done
 stage package package
+echo "stage timings: ${timings[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
 echo "suite: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,7 +19,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(
+        dummy, args = self.validate_argument_spec(
             argument_spec={
                 "jid": {"type": "str", "required": True},
                 "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},

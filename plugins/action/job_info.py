@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=JOB_INFO_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=JOB_INFO_SPEC)
         try:
             for key in ("older_than", "newer_than"):
                 if args.get(key) is not None:

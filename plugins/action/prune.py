@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=PRUNE_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=PRUNE_SPEC)
         try:
             parse_age(args["older_than"], "older_than")
         except QueryError as ex:

@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(
+        dummy, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             mutually_exclusive=[_WHAT + ["jobs"], ["args", "cmd"], ["args", "argv"], ["args", "jobs"]],
             required_one_of=[_WHAT + ["jobs"]],

@@ -29,7 +29,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         for key in ("timeout", "poll"):
             if args[key] < 0:
                 raise AnsibleActionFail(f"{key} must be 0 or more, got {args[key]}")

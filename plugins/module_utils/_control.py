@@ -175,7 +175,8 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
         for path in written:
             _unlink(path)
         raise LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
-    assert popen.stdin is not None
+    if popen.stdin is None:  # Popen was given stdin=PIPE; this only narrows the type
+        raise LaunchError("the supervisor has no stdin pipe")
     try:
         popen.stdin.write(json.dumps(sup_spec).encode("utf-8"))
         popen.stdin.close()
@@ -194,7 +195,7 @@ def _collect_acks(pending: list[_Pending]) -> None:
             for p in waiting.values():
                 p.error = f"job {p.jid}: its supervisor did not report within {_ACK_TIMEOUT:g}s"
             break
-        ready, _, _ = select.select(list(waiting), [], [], left)
+        ready, dummy, dummy = select.select(list(waiting), [], [], left)
         for fd in ready:
             chunk = os.read(fd, 4096)
             p = waiting[fd]
@@ -278,9 +279,9 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
                 kill(store, current["ansible_job_id"])
                 to_launch.append((i, spec))
         if check_mode:
-            launched = [_would_start(spec) for _, spec in to_launch]
+            launched = [_would_start(spec) for dummy, spec in to_launch]
         else:
-            launched = launch(store, [spec for _, spec in to_launch], python)
+            launched = launch(store, [spec for dummy, spec in to_launch], python)
         for (i, spec), result in zip(to_launch, launched):
             if spec.name and not result.get("failed") and not check_mode:
                 store.name_set(spec.name, result["ansible_job_id"])

@@ -223,7 +223,7 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         jids = _validate_jids(params.get("jids") or []) or None
         names = set(params.get("names") or [])
         store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
-        jobs, _, _ = read_jobs(store, persist=not check_mode, jids=jids)
+        jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
     except (QueryError, js.JobStoreError) as ex:
         return _fail(str(ex), jobs=[], count=0)
     selected = []

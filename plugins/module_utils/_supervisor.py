@@ -127,7 +127,7 @@ class Supervisor:
                 proc.kill_tree(self.child, root=os.getpid(), grace=self.grace, reap=self._reap)
                 if self.child_status is None:
                     try:
-                        _, self.child_status = os.waitpid(self.child, 0)
+                        dummy, self.child_status = os.waitpid(self.child, 0)
                     except ChildProcessError:  # reaped in the instant the signal arrived
                         self.child_status = 0
             except ChildProcessError:

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ attributes:
 seealso:
   - module: detached.jobs.start
 author:
-  - detached.jobs contributors
+  - detached.jobs contributors (@detached-jobs)
 """
 
 EXAMPLES = r"""

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
+  - detached.jobs.internal
 attributes:
   action:
     support: full
@@ -83,7 +85,7 @@ seealso:
   - module: detached.jobs.prune
   - module: detached.jobs.wait
 author:
-  - detached.jobs contributors
+  - detached.jobs contributors (@detached-jobs)
 """
 
 EXAMPLES = r"""

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -163,7 +164,7 @@ seealso:
   - module: detached.jobs.async_status
   - module: ansible.builtin.async_status
 author:
-  - detached.jobs contributors
+  - detached.jobs contributors (@detached-jobs)
 """
 
 EXAMPLES = r"""
@@ -237,6 +238,24 @@ detached:
   description: The collection's metadata about the job (state, name, pids, times, limits).
   returned: when one job is started
   type: dict
+  contains:
+    state:
+      description: V(running) right after the start; with O(poll), how the job ended.
+      returned: always
+      type: str
+      sample: running
+    name:
+      description: The job's O(name).
+      returned: when O(name) was given
+      type: str
+    pid:
+      description: Process id of the job's supervisor.
+      returned: always
+      type: int
+    files:
+      description: Output files kept on the host when the job's output exceeded O(output_limit).
+      returned: when output was cut
+      type: dict
 jobs:
   description: With O(jobs), one entry per job, in order, each with the keys above.
   returned: when O(jobs) is used

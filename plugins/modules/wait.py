@@ -1,6 +1,7 @@
 #!/usr/bin/python
-# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -66,10 +67,25 @@ options:
         Jobs still running are never removed.
     type: bool
     default: false
+  _jids:
+    description: Internal. The job ids the action plugin resolved from O(jobs). Tasks cannot set it.
+    type: list
+    elements: str
+    default: []
+  _mode:
+    description: Internal. What the host does for the action plugin. Tasks cannot set it.
+    type: str
+    choices: [wait, kill, cleanup]
+    default: wait
+  _block:
+    description: Internal. How long this remote call may block, in seconds. Tasks cannot set it.
+    type: float
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
+  - detached.jobs.internal
 attributes:
   action:
     support: full
@@ -89,7 +105,7 @@ seealso:
   - module: detached.jobs.start
   - module: detached.jobs.async_status
 author:
-  - detached.jobs contributors
+  - detached.jobs contributors (@detached-jobs)
 """
 
 EXAMPLES = r"""
@@ -132,6 +148,28 @@ jobs:
   returned: always
   type: list
   elements: dict
+  contains:
+    ansible_job_id:
+      description: The job id.
+      returned: always
+      type: str
+    finished:
+      description: Whether the job had finished when the wait ended.
+      returned: always
+      type: bool
+    failed:
+      description: Whether the job did not succeed.
+      returned: when the job finished
+      type: bool
+    detached:
+      description: The collection's metadata about the job.
+      returned: always
+      type: dict
+      contains:
+        state:
+          description: V(succeeded), V(failed), V(timeout), V(killed), V(vanished), V(running) or V(missing).
+          returned: always
+          type: str
 counts:
   description: How many jobs ended in each state (V(succeeded), V(failed), V(timeout), V(killed), V(vanished), V(running), V(missing)).
   returned: always

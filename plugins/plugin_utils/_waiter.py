@@ -115,7 +115,7 @@ class Waiter:
             if self.fail_fast and self._any_bad():
                 stopped = True
                 break
-        still = [jid for jid in pending]
+        still = list(pending)
         killed: list[str] = []
         if still and self.on_timeout == "kill" and (timed_out or stopped) and not self.action._task.check_mode:
             res = self._call("kill", still, 0, deadline=time.monotonic() + 60)

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+# Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Checks the collection's documentation the way a user meets it.
+
+- DOCUMENTATION, EXAMPLES and RETURN of every module are valid YAML;
+- every task of EXAMPLES that calls one of our modules uses only options that module documents
+  (and, for list options with suboptions, only documented suboptions), and every task has a name;
+- `ansible-doc` renders every module and every role (its argument spec);
+- the EXAMPLES are written out as playbooks under the given directory, so that
+  `ansible-playbook --syntax-check` and ansible-lint can check them too.
+
+Usage: check_docs.py OUT_DIR   (run from the collection root, with detached.jobs on ANSIBLE_COLLECTIONS_PATH)
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import typing as t
+
+import yaml
+
+COLLECTION = "detached.jobs"
+TASK_KEYWORDS = {
+    "name", "register", "when", "loop", "loop_control", "until", "retries", "delay", "become", "become_user",
+    "changed_when", "failed_when", "ignore_errors", "tags", "vars", "notify", "delegate_to", "check_mode",
+    "environment", "no_log", "async", "poll", "run_once", "timeout", "any_errors_fatal",
+}
+
+
+class IndentedDumper(yaml.SafeDumper):
+    """Indents sequences inside mappings, as yamllint (and ansible-lint) expect."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def constants(path: str) -> dict[str, str]:
+    """The module-level string constants DOCUMENTATION, EXAMPLES and RETURN of a plugin file."""
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                found[node.targets[0].id] = node.value.value
+    return found
+
+
+def fragment_options(name: str) -> dict[str, t.Any]:
+    """Options a doc fragment of this collection adds (ansible.builtin fragments add none)."""
+    prefix = COLLECTION + "."
+    if not name.startswith(prefix):
+        return {}
+    base, dummy, variant = name[len(prefix):].partition(".")
+    consts = constants(os.path.join("plugins", "doc_fragments", base + ".py"))
+    doc = yaml.safe_load(consts.get(variant.upper() or "DOCUMENTATION", "{}")) or {}
+    return doc.get("options") or {}
+
+
+def module_options(doc: dict[str, t.Any]) -> dict[str, t.Any]:
+    options = dict(doc.get("options") or {})
+    for fragment in doc.get("extends_documentation_fragment") or []:
+        options.update(fragment_options(fragment))
+    return options
+
+
+def check_task(module: str, task: t.Any, docs: dict[str, dict[str, t.Any]], where: str) -> list[str]:
+    errors: list[str] = []
+    if not isinstance(task, dict):
+        return [f"{where}: a task must be a mapping, got {task!r}"]
+    if "block" in task:
+        for i, sub in enumerate(task["block"] or []):
+            errors += check_task(module, sub, docs, f"{where}, block task {i + 1}")
+        return errors
+    if "name" not in task:
+        errors.append(f"{where}: task has no name")
+    for key, value in task.items():
+        short = key[len(COLLECTION) + 1:] if key.startswith(COLLECTION + ".") else None
+        if short is None:
+            if key not in TASK_KEYWORDS and "." not in key:
+                errors.append(f"{where}: {key!r} is neither a task keyword nor a module FQCN")
+            continue
+        if short not in docs:
+            errors.append(f"{where}: {key} is not a module of this collection")
+            continue
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            errors.append(f"{where}: arguments of {key} must be a mapping")
+            continue
+        options = module_options(docs[short])
+        for arg, argval in value.items():
+            if arg not in options or arg.startswith("_"):
+                errors.append(f"{where}: {key} has no option {arg!r} (documented: {', '.join(sorted(options))})")
+                continue
+            sub = options[arg].get("suboptions")
+            if sub and isinstance(argval, list):
+                for item in argval:
+                    if isinstance(item, dict):
+                        for subarg in item:
+                            if subarg not in sub:
+                                errors.append(f"{where}: {key} option {arg} has no suboption {subarg!r}")
+    return errors
+
+
+def main(out_dir: str) -> int:
+    errors: list[str] = []
+    docs: dict[str, dict[str, t.Any]] = {}
+    examples: dict[str, t.Any] = {}
+    for entry in sorted(os.listdir("plugins/modules")):
+        if not entry.endswith(".py") or entry.startswith("_"):
+            continue
+        name, path = entry[:-3], os.path.join("plugins/modules", entry)
+        consts = constants(path)
+        for key in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+            if key not in consts:
+                errors.append(f"{path}: no {key}")
+                continue
+            try:
+                parsed = yaml.safe_load(consts[key])
+            except yaml.YAMLError as ex:
+                errors.append(f"{path}: {key} is not valid YAML: {ex}")
+                continue
+            if key == "DOCUMENTATION":
+                docs[name] = parsed
+            elif key == "EXAMPLES":
+                examples[name] = parsed
+    os.makedirs(out_dir, exist_ok=True)
+    for name, tasks in examples.items():
+        if not isinstance(tasks, list) or not tasks:
+            errors.append(f"plugins/modules/{name}.py: EXAMPLES must be a non-empty list of tasks")
+            continue
+        for i, task in enumerate(tasks):
+            errors += check_task(name, task, docs, f"plugins/modules/{name}.py EXAMPLES task {i + 1}")
+        play = [{"name": f"EXAMPLES of {COLLECTION}.{name}", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+        with open(os.path.join(out_dir, f"{name}.yml"), "w", encoding="utf-8") as out:
+            out.write(f"---\n# Generated by hack/check_docs.py from plugins/modules/{name}.py EXAMPLES\n")
+            yaml.dump(play, out, Dumper=IndentedDumper, sort_keys=False, default_flow_style=False, width=1000, explicit_start=False)
+    targets = [["ansible-doc", f"{COLLECTION}.{name}"] for name in sorted(docs)]
+    if os.path.isdir("roles"):
+        targets += [["ansible-doc", "-t", "role", f"{COLLECTION}.{role}"] for role in sorted(os.listdir("roles"))]
+    for command in targets:
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0 or not run.stdout.strip() or "[WARNING]" in run.stderr:
+            errors.append(f"{' '.join(command)} failed (rc {run.returncode}): {(run.stderr or run.stdout).strip()[:500]}")
+    for error in errors:
+        print(f"ERROR: {error}")
+    print(f"check_docs: {len(docs)} modules, {len(examples)} EXAMPLES blocks, {len(targets)} ansible-doc pages, {len(errors)} errors")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1]))

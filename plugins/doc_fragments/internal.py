@@ -1,0 +1,18 @@
+# Copyright (c) detached.jobs contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The host side of an action plugin: options the action sets; a task cannot set them.
+    DOCUMENTATION = r"""
+options:
+  _async_dir:
+    description:
+      - Internal. The job directory, set by the action plugin from the connection's C(async_dir)
+        (the C(ansible_async_dir) variable). Tasks cannot set it.
+    type: path
+    default: ~/.ansible_async
+"""
