@@ -11,7 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.detached.jobs.plugins.module_utils._query import PRUNE_SPEC, QueryError, parse_age
-from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir
+from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
 
 class ActionModule(ActionBase):
@@ -26,9 +26,7 @@ class ActionModule(ActionBase):
         except QueryError as ex:
             raise AnsibleActionFail(str(ex)) from ex
         try:
-            answer = self._execute_module(
-                module_name="detached.jobs.prune", module_args=dict(args, _async_dir=async_dir(self)), task_vars=task_vars
-            )
+            answer = run_host(self, "prune", "detached.jobs.prune", dict(args, _async_dir=async_dir(self)), task_vars or {})
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return merge_hash(result, answer)

@@ -192,6 +192,11 @@ OPERATIONS = {"start": start, "status": status, "wait": wait}
 
 def run(op: str, params: dict, check_mode: bool = False) -> dict:
     """Entry point of the lean runner: one operation, its result as a dict."""
+    if op in ("job_info", "prune"):
+        # Imported here: starting and waiting, the frequent operations, do not need it.
+        from ansible_collections.detached.jobs.plugins.module_utils import _query
+
+        return _query.job_info(params, check_mode) if op == "job_info" else _query.prune(params, check_mode)
     if op not in OPERATIONS:
         return _fail(f"unknown operation {op!r}")
     return OPERATIONS[op](params, check_mode)
