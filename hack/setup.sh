@@ -11,7 +11,7 @@ mode=${1:-demo}
 need=()
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$mode" = "--test" ]; then
-  for tool in rsync:rsync pgrep:procps sshd:openssh-server ssh:openssh-client sudo:sudo ip:iproute2 runuser:util-linux; do
+  for tool in rsync:rsync shellcheck:shellcheck pgrep:procps sshd:openssh-server ssh:openssh-client sudo:sudo ip:iproute2 runuser:util-linux; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool#*:}")
   done
 fi
@@ -44,9 +44,10 @@ if [ "$mode" = "--test" ]; then
   # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.
   mkdir -p ~/.ansible/test/cache
   for py in .venv/lib/python3*/site-packages .venv-core*/lib/python3*/site-packages; do
-    for pip_version in $(sed -nE "s/.*pip='([0-9.]+)'.*/\\1/p" "$py"/ansible_test/_internal/python_requirements.py 2>/dev/null | sort -u); do
-      cp hack/get_pip_standin.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
-    done
+    sed -nE "s/.*pip='([0-9.]+)'.*/\\1/p" "$py"/ansible_test/_internal/python_requirements.py 2>/dev/null | sort -u |
+      while read -r pip_version; do
+        cp hack/get_pip_standin.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
+      done
   done
 else
   venv .venv requirements/demo.txt requirements/constraints.txt

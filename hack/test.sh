@@ -3,7 +3,7 @@
 #   hack/test.sh                 every stage
 #   hack/test.sh unit lint ...   only the named stages
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
