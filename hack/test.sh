@@ -36,8 +36,9 @@ lint() {
   mypy --config-file pyproject.toml -p ansible_collections.detached.jobs.plugins || rc=1
   mypy --config-file pyproject.toml tests hack || rc=1
   python hack/check_docs.py .build/examples || rc=1
+  python hack/check_role_specs.py || rc=1
   (cd .build/examples && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
-  ansible-lint --profile production --offline --nocolor roles playbooks .build/examples || rc=1
+  ansible-lint --profile production --offline --nocolor roles playbooks extensions .build/examples || rc=1
   antsibull-changelog lint || rc=1
   return $rc
 }
