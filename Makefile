@@ -1,4 +1,4 @@
-.PHONY: setup demo test unit integration package clean
+.PHONY: setup demo test bench hosts-up hosts-down clean
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 
 setup:
@@ -10,6 +10,17 @@ demo: setup
 test:
 	hack/setup.sh --test
 	hack/test.sh
+
+bench:
+	hack/setup.sh --test
+	.venv/bin/python benchmarks/run.py $(BENCH_ARGS)
+
+hosts-up:
+	hack/setup.sh --test
+	tests/hosts/hosts.sh up
+
+hosts-down:
+	tests/hosts/hosts.sh down
 
 clean:
 	rm -rf .venv .build

@@ -32,9 +32,10 @@ at_copy() {
 
 lint() {
   local rc=0
-  ruff check plugins tests hack || rc=1
-  mypy --config-file pyproject.toml -p ansible_collections.detached.jobs.plugins || rc=1
-  mypy --config-file pyproject.toml tests hack || rc=1
+  ruff check plugins tests hack benchmarks || rc=1
+  # The plugins by their import names, through the .build/collections symlink.
+  (cd .build && MYPYPATH="$root/.build/collections" mypy --config-file "$root/pyproject.toml" -p ansible_collections.detached.jobs.plugins) || rc=1
+  mypy --config-file pyproject.toml tests hack benchmarks || rc=1
   python hack/check_docs.py .build/examples || rc=1
   python hack/check_role_specs.py || rc=1
   (cd .build/examples && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
@@ -51,6 +52,22 @@ integration() {
   # integration [VENV]: the integration suite with the ansible-core of VENV (default .venv).
   local venv=${1:-.venv} dest; dest=$(at_copy)
   (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration --local --python 3.11 --color no)
+}
+ssh_suite() {
+  # Real SSH test hosts (network namespaces, one sshd and login user each): tests/hosts/hosts.sh.
+  tests/ssh/run.sh
+}
+molecule_suite() {
+  # The roles' molecule scenarios, against the SSH test hosts.
+  tests/hosts/hosts.sh up 2 >/dev/null || return 1
+  local rc=0
+  DJ_HOSTS_INVENTORY=/run/detached-jobs-hosts/inventory.ini hack/molecule.sh || rc=1
+  tests/hosts/hosts.sh down >/dev/null
+  return $rc
+}
+bench_smoke() {
+  # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
+  python benchmarks/run.py --quick --out .build/bench
 }
 package() {
   local tmp="$root/.build/package"
@@ -77,6 +94,9 @@ stage integration integration
 for venv in .venv-core*; do
   [ -d "$venv" ] && stage "integration-${venv#.venv-}" integration "$venv"
 done
+stage ssh ssh_suite
+stage molecule molecule_suite
+stage bench-smoke bench_smoke
 stage package package
 echo "stage timings: ${timings[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"

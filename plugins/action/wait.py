@@ -20,6 +20,7 @@ ARGUMENT_SPEC = {
     "fail_fast": {"type": "bool", "default": False},
     "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
     "cleanup": {"type": "bool", "default": False},
+    "return_when": {"type": "str", "choices": ["all", "any"], "default": "all"},
 }
 
 
@@ -46,6 +47,7 @@ class ActionModule(ActionBase):
             fail_fast=args["fail_fast"],
             on_timeout=args["on_timeout"],
             cleanup=args["cleanup"],
+            return_when=args["return_when"],
         )
         try:
             result.update(waiter.run())

@@ -284,9 +284,24 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
             launched = launch(store, [spec for dummy, spec in to_launch], python)
         for (i, spec), result in zip(to_launch, launched):
             if spec.name and not result.get("failed") and not check_mode:
-                store.name_set(spec.name, result["ansible_job_id"])
+                try:
+                    store.name_set(spec.name, result["ansible_job_id"])
+                except js.JobStoreError as ex:
+                    # (A full disk.) A job that its name cannot find would run on unseen while the
+                    # task reports a failure: stop it, and say so.
+                    result = _stop_unnamed(store, result["ansible_job_id"], ex)
             results[i] = dict(result, attached=False, changed=not result.get("failed"))
     return [r for r in results if r is not None]
+
+
+def _stop_unnamed(store: js.JobStore, jid: str, ex: Exception) -> dict:
+    try:
+        job, dummy = kill(store, jid)
+        state = job.get("detached", {}).get("state")
+    except js.JobStoreError as kill_ex:
+        state = f"unknown ({kill_ex})"
+    msg = f"{ex}; job {jid} was started but could not be named, so it was stopped (its final state: {state})"
+    return {"failed": True, "msg": msg, "ansible_job_id": jid, "started": False, "finished": True}
 
 
 class _NoLock:
@@ -339,7 +354,11 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
         msg += f"; its process {meta.get('child_pid')} is still running unsupervised: kill it with mode=kill"
     record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, js.VANISHED)
     if persist:
-        store.write(jid, record)
+        try:
+            store.write(jid, record)
+        except js.JobStoreError as ex:
+            # (A full disk.) The verdict stands; the next reader reaches it again and records it.
+            record["msg"] = f"{msg}; this could not be recorded in its status file: {ex}"
     return js.view(jid, store.job_path(jid), record)
 
 

@@ -262,7 +262,7 @@ class JobStore:
             raise CorruptJob(f"job {jid}: status file {path} is empty")
         try:
             record = json.loads(data.decode("utf-8", errors="surrogateescape"))
-        except ValueError as ex:
+        except (ValueError, RecursionError) as ex:  # RecursionError: nesting deeper than the parser can follow
             raise CorruptJob(f"job {jid}: status file {path} is not valid JSON ({ex}); it may be half-written or damaged") from ex
         if not isinstance(record, dict):
             raise CorruptJob(f"job {jid}: status file {path} holds a JSON {type(record).__name__}, not an object")
@@ -278,10 +278,15 @@ class JobStore:
             return None
 
     def files_of(self, jid: str) -> list[str]:
-        """The status file and every extra file of jid that exists."""
+        """The status file and every extra file ('<jid>.*', whatever the suffix) of jid that exists."""
         base = self.job_path(jid)
-        paths = [base] + [f"{base}.{suffix}" for suffix in SUFFIXES]
-        return [p for p in paths if os.path.lexists(p)]
+        try:
+            entries = os.listdir(self.path)
+        except OSError:
+            entries = []
+        prefix = f"{jid}."
+        extras = sorted(os.path.join(self.path, e) for e in entries if e.startswith(prefix))
+        return ([base] if os.path.lexists(base) else []) + extras
 
     def remove(self, jid: str) -> list[str]:
         """Remove the job's status file and all its extra files, and its name if the name still points at it; returns what was removed."""

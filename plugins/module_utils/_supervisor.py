@@ -132,6 +132,11 @@ class Supervisor:
                         self.child_status = 0
             except ChildProcessError:
                 self.child_status = 0
+        if self.stopped is None and os.WIFSIGNALED(self.child_status):
+            # The job's process was killed from outside (kill -9, the OOM killer): what is left of its
+            # process group (a module's command, a shell's pipeline) is stopped too, or it would run
+            # on with nobody able to find it (the record names only the dead process).
+            proc.kill_tree(self.child, root=None, grace=self.grace, reap=self._reap)
         # The job is over: a kill request or the deadline arriving now changes nothing.
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -186,6 +191,8 @@ class Supervisor:
             }
         if stderr:
             result.setdefault("stderr", stderr)
+        if result.get("failed") and not result.get("msg"):
+            result["msg"] = _failure_msg(result, rc)
         return result
 
     def _command_result(self, rc: int | None, started: float, ended: float, keep: dict) -> dict:
@@ -249,15 +256,20 @@ class Supervisor:
         try:
             self.store.write(self.jid, record)
         except js.JobStoreError as ex:
-            # Keep everything and try a small record; if even that fails, readers will see the
-            # supervisor gone without a result (vanished) and the output files are still there.
-            small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files={}), js.FAILED)
+            # (A full disk, most often.) Free what the job no longer needs and try again, then try a
+            # small record; if even that fails, readers will see the supervisor gone without a
+            # result (vanished). The output files are kept either way.
+            self.store.remove_extra(self.jid, ("payload", "args", "pyz"))
             try:
-                self.store.write(self.jid, small)
+                self.store.write(self.jid, record)
             except js.JobStoreError:
-                pass
-            self.store.remove_extra(self.jid, ("payload", "args"))
-            return
+                kept = {s: p for s in ("stdout", "stderr") for p in [self.store.extra_path(self.jid, s)] if os.path.exists(p)}
+                small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), js.FAILED)
+                try:
+                    self.store.write(self.jid, small)
+                except js.JobStoreError:
+                    pass
+                return
         drop = [s for s in ("stdout", "stderr") if s not in keep]
         self.store.remove_extra(self.jid, ["payload", "args", "pyz"] + drop)
 
@@ -306,6 +318,21 @@ class Supervisor:
         self._wait_child()
         self._finish(started)
         return 0
+
+
+def _failure_msg(result: dict, rc: int | None) -> str:
+    """A message for a failed module result that has none.
+
+    ansible-core 2.19 reports a module's unhandled exception as {"failed": true, "exception":
+    {"event": {"msg": ...}, ...}} without "msg" (its controller derives one); older versions
+    give the traceback as a string.
+    """
+    exc = result.get("exception")
+    event = exc.get("event") if isinstance(exc, dict) else None
+    text = event.get("msg") if isinstance(event, dict) else None
+    if not text and isinstance(exc, str) and exc.strip():
+        text = exc.strip().splitlines()[-1]
+    return f"the module failed: {text}" if text else f"the module failed without a message (rc={rc})"
 
 
 def _parse_module_json(text: str) -> dict | None:

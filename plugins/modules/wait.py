@@ -67,6 +67,21 @@ options:
         Jobs still running are never removed.
     type: bool
     default: false
+  return_when:
+    description:
+      - When the task returns.
+      - V(all) waits until every job has ended (or O(timeout) is reached).
+      - V(any) returns as soon as at least one job has ended (or cannot be found); the jobs still
+        running are reported with RV(jobs[].finished=false) and RV(jobs[].detached.state=running),
+        are not counted as problems, and are neither killed nor removed. Call the task again with
+        them to go on waiting. This lets a playbook refill a pool of workers the moment one
+        ends (the P(detached.jobs.parallel#role) role does this).
+      - O(timeout), O(fail_fast) and O(on_timeout) apply as with V(all); O(timeout) is reached only
+        when no job ended before it.
+    type: str
+    choices: [all, any]
+    default: all
+    version_added: 1.0.0
   _jids:
     description: Internal. The job ids the action plugin resolved from O(jobs). Tasks cannot set it.
     type: list
@@ -95,7 +110,9 @@ attributes:
     support: none
   check_mode:
     support: full
-    details: Reads the jobs' status once and reports it; waits, kills and removes nothing.
+    details:
+      - Reads the jobs' status once and reports it; waits, kills and removes nothing.
+      - Jobs still running are reported as running, not as problems.
   diff_mode:
     support: none
   platform:
@@ -130,6 +147,12 @@ EXAMPLES = r"""
 - name: Show what the compile printed
   ansible.builtin.debug:
     msg: "{{ done.jobs[2].stdout }}"
+
+- name: Return as soon as one of them ends (the others keep running)
+  detached.jobs.wait:
+    jobs: "{{ started }}"
+    return_when: any
+  register: first
 
 - name: Wait for jobs by name, kill them if they take too long
   detached.jobs.wait:
@@ -180,12 +203,19 @@ ansible_job_ids:
   returned: always
   type: list
   elements: str
+unfinished:
+  description:
+    - The ids of the jobs that were still running when the wait ended (timeout, O(fail_fast), O(return_when=any),
+      check mode), in order; with O(on_timeout=kill) they were killed after that.
+  returned: always
+  type: list
+  elements: str
 elapsed:
   description: Seconds the wait took.
   returned: always
   type: float
 timed_out:
-  description: Whether O(timeout) was reached with jobs still running.
+  description: Whether O(timeout) was reached with jobs still running (with O(return_when=any), before any job ended).
   returned: always
   type: bool
 msg:
@@ -212,6 +242,7 @@ def main() -> None:
             fail_fast=dict(type="bool", default=False),
             on_timeout=dict(type="str", default="fail", choices=["fail", "kill"]),
             cleanup=dict(type="bool", default=False),
+            return_when=dict(type="str", default="all", choices=["all", "any"]),
             _jids=dict(type="list", elements="str", default=[]),
             _mode=dict(type="str", default="wait", choices=["wait", "kill", "cleanup"]),
             _block=dict(type="float", default=0),

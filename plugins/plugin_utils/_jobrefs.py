@@ -72,7 +72,16 @@ def _from_mapping(value: Mapping, where: str, label: str | None) -> list[JobRef]
     meta = value.get("detached")
     if label is None and isinstance(meta, Mapping) and meta.get("name"):
         label = str(meta["name"])
-    return _collect(jid, where, label, async_dir=value.get("async_dir"))
+    return _collect(jid, where, label, async_dir=_job_dir(value))
+
+
+def _job_dir(value: Mapping) -> str | None:
+    """The job's directory on the host: that of its status file (expanded by the host), else as configured."""
+    results_file = value.get("results_file")
+    if isinstance(results_file, str) and results_file.startswith("/"):
+        return results_file.rsplit("/", 1)[0] or "/"
+    async_dir = value.get("async_dir")
+    return str(async_dir) if async_dir else None
 
 
 def _collect(value: t.Any, where: str, label: str | None, async_dir: str | None = None) -> list[JobRef]:

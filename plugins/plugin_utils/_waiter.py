@@ -40,6 +40,7 @@ class Waiter:
         fail_fast: bool = False,
         on_timeout: str = "fail",
         cleanup: bool = False,
+        return_when: str = "all",
     ) -> None:
         self.action = action
         self.task_vars = task_vars
@@ -50,6 +51,10 @@ class Waiter:
         self.fail_fast = fail_fast
         self.on_timeout = on_timeout
         self.cleanup = cleanup
+        self.return_when = return_when
+        # Set when the wait returns on purpose before every job ended (return_when=any, check mode):
+        # the jobs still running are then not problems.
+        self.partial = False
         self.async_dir = async_dir(action)
         self.host = task_vars.get("inventory_hostname", "?")
         self.views: dict[str, dict] = {}
@@ -115,6 +120,12 @@ class Waiter:
             if self.fail_fast and self._any_bad():
                 stopped = True
                 break
+            if pending and self.action._task.check_mode:
+                self.partial = True  # check mode reads the jobs once
+                break
+            if pending and self.return_when == "any" and (done or self.errors):
+                self.partial = True  # at least one job ended (or cannot be found)
+                break
         still = list(pending)
         killed: list[str] = []
         if still and self.on_timeout == "kill" and (timed_out or stopped) and not self.action._task.check_mode:
@@ -128,7 +139,7 @@ class Waiter:
             finished = [jid for jid in order if self.views.get(jid, {}).get("finished")]
             if finished:
                 self._call("cleanup", finished, 0, deadline=time.monotonic() + 60)
-        return self._summary(order, labels, time.monotonic() - started, timed_out, stopped, unreachable, killed)
+        return self._summary(order, labels, time.monotonic() - started, timed_out, stopped, unreachable, killed, still)
 
     def _any_bad(self) -> bool:
         return bool(self.errors) or any(v.get("finished") and js.state_of(v) != js.SUCCEEDED for v in self.views.values())
@@ -140,12 +151,16 @@ class Waiter:
         display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {js.state_of(view)}{took} [{done}/{total}]")
 
     # --- the result ---------------------------------------------------------------
-    def _summary(self, order: list[str], labels: dict, elapsed: float, timed_out: bool, stopped: bool, unreachable: bool, killed: list[str]) -> dict:
+    def _summary(
+        self, order: list[str], labels: dict, elapsed: float, timed_out: bool, stopped: bool, unreachable: bool, killed: list[str], still: list[str]
+    ) -> dict:
         jobs: list[dict] = []
         counts: dict[str, int] = {}
         problems: list[str] = []
         for jid in order:
             view = self.views.get(jid)
+            if view is not None and not view.get("finished") and jid in self.errors:
+                view = None  # the last read failed (a damaged status file): report why, not the last state seen
             if view is None:
                 msg = self.errors.get(jid, "no status was read before the wait ended")
                 msg += self._dir_hint(jid)
@@ -159,6 +174,8 @@ class Waiter:
             jobs.append(view)
             if state != js.SUCCEEDED:
                 what = f"{jid} ({labels[jid]})" if labels.get(jid) else jid
+                if state == js.RUNNING and self.partial:
+                    continue
                 if state == js.RUNNING:
                     problems.append(f"{what}: still running{' (killed)' if jid in killed else ' (left running)'}")
                 else:
@@ -173,11 +190,14 @@ class Waiter:
             head += f"; the wait timed out after {self.timeout:g}s"
         if stopped:
             head += "; stopped early (fail_fast)"
+        if self.partial:
+            head += "; returned before every job ended (" + ("check mode" if self.action._task.check_mode else "return_when=any") + ")"
         failed = bool(problems) or timed_out or unreachable
         return {
             "jobs": jobs,
             "counts": counts,
             "ansible_job_ids": order,
+            "unfinished": still,
             "elapsed": round(elapsed, 3),
             "timed_out": timed_out,
             "changed": self.changed,

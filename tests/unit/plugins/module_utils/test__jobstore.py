@@ -1,0 +1,619 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Unit tests of _jobstore on a real job directory: ids, names, atomic writes, modes, symlinks, corrupt files, the name index."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import typing as t
+
+import pytest
+
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+JID = "j123456789012.4242"
+HEX = "0123456789abcdef"
+
+
+@pytest.fixture
+def store(tmp_path: t.Any) -> js.JobStore:
+    return js.JobStore(str(tmp_path / "jobs"))
+
+
+def _mode(path: str) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _meta(**extra: t.Any) -> dict:
+    return dict({"name": None, "module": None, "cmd": ["true"], "pid": 1, "pid_start": None, "boot_id": None}, **extra)
+
+
+# --- job ids and names --------------------------------------------------------
+@pytest.mark.parametrize("jid", [JID, "j1.1", "j" + "9" * 20 + "." + "9" * 10, HEX, "ffffffffffffffff", "0000000000000000"])
+def test_validate_jid_accepts(jid: str) -> None:
+    assert js.validate_jid(jid) == jid
+
+
+@pytest.mark.parametrize(
+    "jid",
+    [
+        "",
+        ".",
+        "..",
+        "/x",
+        "a/b",
+        "j1/../x",
+        "../j1.1",
+        "j1.1/",
+        "/j1.1",
+        "j1.1\0",
+        "\0",
+        "j1.1\n",
+        "\nj1.1",
+        " j1.1",
+        "j1.1 ",
+        "j1",
+        "j.1",
+        "j1.",
+        "J1.1",
+        "j1.1.1",
+        "j-1.1",
+        "j" + "9" * 21 + ".1",
+        "j1." + "1" * 11,
+        "x" * 4096,
+        "j" + "1" * 10000 + ".1",
+        "0123456789ABCDEF",
+        "0123456789abcde",
+        "0123456789abcdef0",
+        "0123456789abcdeg",
+        "j١٢٣.٤",  # Arabic-Indic digits: str.isdigit() would accept them
+        "j１.１",  # fullwidth digits
+        "ｊ1.1",
+        "é",
+        "j1.1é",
+        None,
+        1,
+        1.5,
+        b"j1.1",
+        ["j1.1"],
+        {"jid": "j1.1"},
+    ],
+)
+def test_validate_jid_refuses(jid: object) -> None:
+    with pytest.raises(js.InvalidJobId) as err:
+        js.validate_jid(jid)
+    assert repr(jid)[:50] in str(err.value)
+
+
+def test_job_path_is_inside_the_directory(store: js.JobStore) -> None:
+    for jid in (JID, HEX):
+        assert store.job_path(jid) == os.path.join(store.path, jid)
+        assert os.path.dirname(store.job_path(jid)) == store.path
+    for bad in ("..", "/etc/passwd", "../../x"):
+        with pytest.raises(js.InvalidJobId):
+            store.job_path(bad)
+        with pytest.raises(js.InvalidJobId):
+            store.read(bad)
+        with pytest.raises(js.InvalidJobId):
+            store.write(bad, {"x": 1})
+    assert os.listdir(store.path) == []
+
+
+def test_extra_path_suffixes(store: js.JobStore) -> None:
+    for suffix in js.SUFFIXES:
+        assert store.extra_path(JID, suffix) == f"{store.path}/{JID}.{suffix}"
+    with pytest.raises(ValueError, match="suffix"):
+        store.extra_path(JID, "../x")
+    with pytest.raises(js.InvalidJobId):
+        store.extra_path("..", "stdout")
+
+
+def test_new_jid_is_valid() -> None:
+    assert js.validate_jid(js.new_jid(123456789012, os.getpid())) == f"j123456789012.{os.getpid()}"
+
+
+@pytest.mark.parametrize("name", ["a", "A", "0", "build", "build-1", "web_01.example.com", "u@host", "a+b", "x" * 128])
+def test_validate_name_accepts(name: str) -> None:
+    assert js.validate_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", ".", "..", ".names", "-x", "_x", "a/b", "/a", "a b", "a\0", "a\n", "x" * 129, "é", "名前", "a:b", "a*", None, 3, ["a"]],
+)
+def test_validate_name_refuses(name: object) -> None:
+    with pytest.raises(js.InvalidName) as err:
+        js.validate_name(name)
+    assert repr(name)[:40] in str(err.value)
+
+
+# --- the directory and file modes -----------------------------------------------
+def test_directory_created_private(tmp_path: t.Any) -> None:
+    old = os.umask(0)
+    try:
+        store = js.JobStore(str(tmp_path / "a" / "jobs"))
+    finally:
+        os.umask(old)
+    assert os.path.isdir(store.path)
+    assert _mode(store.path) == 0o700
+
+
+def test_existing_open_directory_is_tightened(tmp_path: t.Any) -> None:
+    path = tmp_path / "jobs"
+    path.mkdir()
+    os.chmod(path, 0o755)
+    js.JobStore(str(path))
+    assert _mode(str(path)) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory to another user")
+def test_directory_of_another_user_is_left_alone(tmp_path: t.Any) -> None:
+    path = tmp_path / "jobs"
+    path.mkdir()
+    os.chmod(path, 0o755)
+    os.chown(path, 65534, 65534)
+    js.JobStore(str(path))
+    assert _mode(str(path)) == 0o755
+
+
+def test_create_false_does_not_create(tmp_path: t.Any) -> None:
+    store = js.JobStore(str(tmp_path / "nothere"), create=False)
+    assert not os.path.exists(store.path)
+    assert store.list_jids() == []
+    assert store.names() == []
+    with pytest.raises(js.JobNotFound):
+        store.read(JID)
+
+
+def test_directory_path_is_a_file(tmp_path: t.Any) -> None:
+    path = tmp_path / "jobs"
+    path.write_text("x")
+    with pytest.raises(js.JobStoreError, match=str(path)):
+        js.JobStore(str(path))
+
+
+def test_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = js.JobStore("~/.ansible_async")
+    assert store.path == str(tmp_path / ".ansible_async")
+    assert os.path.isdir(store.path)
+
+
+def test_files_are_private(store: js.JobStore) -> None:
+    old = os.umask(0)
+    try:
+        store.write(JID, {"started": True, "finished": False})
+        store.create_private(store.extra_path(JID, "payload"), b"data")
+        os.close(store.open_output(JID, "stdout"))
+        store.name_set("web", JID)
+        with store.lock():
+            pass
+    finally:
+        os.umask(old)
+    for path in (
+        store.job_path(JID),
+        store.extra_path(JID, "payload"),
+        store.extra_path(JID, "stdout"),
+        os.path.join(store.path, ".names", "web"),
+        os.path.join(store.path, ".lock"),
+    ):
+        assert _mode(path) == 0o600, path
+    assert _mode(os.path.join(store.path, ".names")) == 0o700
+
+
+def test_create_private_binary_mode(store: js.JobStore) -> None:
+    path = store.extra_path(JID, "payload")
+    old = os.umask(0)
+    try:
+        store.create_private(path, b"#!/bin/sh\n", 0o700)
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o700
+    with open(path, "rb") as f:
+        assert f.read() == b"#!/bin/sh\n"
+
+
+def test_create_private_never_replaces(store: js.JobStore) -> None:
+    path = store.extra_path(JID, "payload")
+    store.create_private(path, b"first")
+    with pytest.raises(js.JobStoreError, match="cannot create"):
+        store.create_private(path, b"second")
+    with open(path, "rb") as f:
+        assert f.read() == b"first"
+    with pytest.raises(js.JobStoreError, match="cannot create"):
+        store.open_output(JID, "payload")
+
+
+# --- atomic writes --------------------------------------------------------------
+def test_write_read_roundtrip_and_no_tmp_files(store: js.JobStore) -> None:
+    record = {"started": True, "finished": True, "rc": 0, "stdout": "é ☃ \x00 \ud800", "list": [1, 2.5, None, True]}
+    for i in range(5):
+        store.write(JID, dict(record, i=i))
+    assert store.read(JID) == dict(record, i=4)
+    assert os.listdir(store.path) == [JID]
+    with open(store.job_path(JID), "rb") as f:
+        raw = f.read()
+    assert raw.isascii()
+    assert json.loads(raw) == dict(record, i=4)
+
+
+def test_failed_write_keeps_old_content_and_leaves_no_tmp(store: js.JobStore) -> None:
+    store.write(JID, {"v": 1})
+    # A directory where the status file should go: the rename fails.
+    store.write(HEX, {"v": 1})
+    os.unlink(store.job_path(HEX))
+    os.mkdir(store.job_path(HEX))
+    os.mkdir(os.path.join(store.job_path(HEX), "sub"))
+    with pytest.raises(js.JobStoreError, match=HEX):
+        store.write(HEX, {"v": 2})
+    assert sorted(os.listdir(store.path)) == sorted([JID, HEX])
+    assert store.read(JID) == {"v": 1}
+
+
+def test_reader_never_sees_a_half_written_file(store: js.JobStore) -> None:
+    """A writer process replaces a large status file again and again; every read here parses."""
+    big = "x" * 200_000
+    store.write(JID, {"n": -1, "big": big})
+    script = textwrap.dedent(
+        f"""
+        from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+        store = js.JobStore({store.path!r})
+        for n in range(150):
+            store.write({JID!r}, {{"n": n, "big": "x" * (100_000 + n * 500)}})
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    seen = set()
+    reads = 0
+    try:
+        while writer.poll() is None or reads == 0:
+            record = store.read(JID)  # raises CorruptJob on a partial file
+            assert record["big"] == big[: len(record["big"])]
+            seen.add(record["n"])
+            reads += 1
+    finally:
+        writer.wait()
+    assert writer.returncode == 0
+    assert store.read(JID)["n"] == 149
+    assert os.listdir(store.path) == [JID]
+    assert reads > 0
+
+
+# --- symlinks ---------------------------------------------------------------------
+def test_symlink_status_file_is_refused(store: js.JobStore, tmp_path: t.Any) -> None:
+    target = tmp_path / "secret.json"
+    target.write_text('{"secret": "s3cr3t"}')
+    os.symlink(target, store.job_path(JID))
+    with pytest.raises(js.CorruptJob) as err:
+        store.read(JID)
+    assert "symlink" in str(err.value)
+    assert store.job_path(JID) in str(err.value)
+    assert "s3cr3t" not in str(err.value)
+
+
+def test_symlink_to_fifo_does_not_block(store: js.JobStore, tmp_path: t.Any) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    os.symlink(fifo, store.job_path(JID))
+    with pytest.raises(js.CorruptJob, match="symlink"):
+        store.read(JID)
+
+
+def test_fifo_or_directory_status_file(store: js.JobStore) -> None:
+    os.mkfifo(store.job_path(JID))  # no writer: a blocking open would hang
+    with pytest.raises(js.CorruptJob, match="not a regular file"):
+        store.read(JID)
+    os.mkdir(store.job_path(HEX))
+    with pytest.raises(js.CorruptJob, match="not a regular file"):
+        store.read(HEX)
+
+
+def test_write_replaces_a_symlink_not_its_target(store: js.JobStore, tmp_path: t.Any) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep me")
+    os.symlink(target, store.job_path(JID))
+    store.write(JID, {"v": 1})
+    assert target.read_text() == "keep me"
+    assert not os.path.islink(store.job_path(JID))
+    assert store.read(JID) == {"v": 1}
+
+
+def test_symlinked_extra_files_are_refused(store: js.JobStore, tmp_path: t.Any) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep me")
+    for suffix in ("stdout", "payload"):
+        os.symlink(target, store.extra_path(JID, suffix))
+    with pytest.raises(js.JobStoreError):
+        store.open_output(JID, "stdout")
+    with pytest.raises(js.JobStoreError):
+        store.create_private(store.extra_path(JID, "payload"), b"evil")
+    assert target.read_text() == "keep me"
+
+
+def test_symlinked_name_entry_is_refused(store: js.JobStore, tmp_path: t.Any) -> None:
+    target = tmp_path / "target"
+    target.write_text(JID)
+    os.makedirs(os.path.join(store.path, ".names"))
+    os.symlink(target, os.path.join(store.path, ".names", "web"))
+    with pytest.raises(js.JobStoreError, match="web"):
+        store.name_get("web")
+
+
+def test_remove_deletes_a_symlink_not_its_target(store: js.JobStore, tmp_path: t.Any) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep me")
+    os.symlink(target, store.job_path(JID))
+    assert store.remove(JID) == [store.job_path(JID)]
+    assert target.read_text() == "keep me"
+    assert not os.path.lexists(store.job_path(JID))
+
+
+# --- missing and corrupt status files ---------------------------------------------
+def test_not_found_names_the_path(store: js.JobStore) -> None:
+    with pytest.raises(js.JobNotFound) as err:
+        store.read(JID)
+    assert store.job_path(JID) in str(err.value)
+    assert isinstance(err.value, js.JobStoreError)
+    assert not store.exists(JID)
+    assert store.mtime_ns(JID) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"", "empty"),
+        (b"   \n\t", "empty"),
+        (b'{"started": true, "finished": fal', "not valid JSON"),
+        (b'{"started": 1', "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not valid JSON"),
+        (b"\x00" * 64, "not valid JSON"),
+        (b"[1, 2]", "JSON list"),
+        (b'"text"', "JSON str"),
+        (b"null", "JSON NoneType"),
+        (b"42", "JSON int"),
+        (b'{"a": 1} {"b": 2}', "not valid JSON"),
+        (b"[" * 100_000, "not valid JSON"),  # nesting deeper than the parser's recursion limit
+        (b'{"a":' * 50_000, "not valid JSON"),
+    ],
+)
+def test_corrupt_status_file(store: js.JobStore, data: bytes, words: str) -> None:
+    with open(store.job_path(JID), "wb") as f:
+        f.write(data)
+    with pytest.raises(js.CorruptJob) as err:
+        store.read(JID)
+    assert store.job_path(JID) in str(err.value)
+    assert words in str(err.value)
+
+
+def test_truncated_status_file(store: js.JobStore) -> None:
+    store.write(JID, js.running_record(JID, store.job_path(JID), _meta()))
+    with open(store.job_path(JID), "rb") as f:
+        data = f.read()
+    for cut in (1, len(data) // 2, len(data) - 1):
+        with open(store.job_path(JID), "wb") as f:
+            f.write(data[:cut])
+        with pytest.raises(js.CorruptJob, match=store.job_path(JID)):
+            store.read(JID)
+
+
+def test_read_accepts_non_utf8_bytes_inside_strings(store: js.JobStore) -> None:
+    with open(store.job_path(JID), "wb") as f:
+        f.write(b'{"stdout": "caf\xe9"}')
+    assert store.read(JID)["stdout"] == "caf\udce9"
+
+
+# --- records and states -----------------------------------------------------------
+def test_running_and_final_records(store: js.JobStore) -> None:
+    path = store.job_path(JID)
+    running = js.running_record(JID, path, _meta(name="web"))
+    assert running["started"] is True and running["finished"] is False
+    assert running["ansible_job_id"] == JID and running["results_file"] == path
+    assert running["detached"]["state"] == js.RUNNING and running["detached"]["version"] == js.FORMAT_VERSION
+    assert js.state_of(running) == js.RUNNING and not js.is_finished(running)
+
+    result = {"rc": 0, "stdout": "hi", "started": "bogus", "ansible_job_id": "bogus", "detached": "bogus"}
+    done = js.final_record(JID, path, result, _meta(), js.SUCCEEDED)
+    assert done["finished"] is True and done["started"] is True and done["ansible_job_id"] == JID
+    assert "failed" not in done and done["stdout"] == "hi"
+    assert js.state_of(done) == js.SUCCEEDED
+    for state in (js.FAILED, js.TIMEOUT, js.KILLED, js.VANISHED):
+        rec = js.final_record(JID, path, {"rc": 0}, _meta(), state)
+        assert rec["failed"] is True and js.state_of(rec) == state
+    with pytest.raises(ValueError):
+        js.final_record(JID, path, {}, _meta(), js.RUNNING)
+
+
+@pytest.mark.parametrize(
+    ("record", "finished", "state"),
+    [
+        # ansible-core's async_wrapper: the running record (booleans; older releases and the task result use ints)
+        ({"started": True, "finished": False, "ansible_job_id": JID}, False, js.RUNNING),
+        ({"started": 1, "finished": 0, "ansible_job_id": JID}, False, js.RUNNING),
+        # its timeout record and its failure to run the module, verbatim
+        ({"msg": "Timeout exceeded", "failed": True, "child_pid": 4242}, True, js.TIMEOUT),
+        ({"failed": True, "cmd": "/x/mod.py", "msg": "Traceback...", "data": "", "stderr": "", "ansible_job_id": JID}, True, js.FAILED),
+        ({"started": 1, "finished": 0, "ansible_job_id": JID, "results_file": "/x"}, False, js.RUNNING),
+        # the module's result as written when it finished (no 'started' at all)
+        ({"changed": True, "rc": 0, "stdout": "x"}, True, js.SUCCEEDED),
+        ({"failed": True, "msg": "boom", "rc": 1}, True, js.FAILED),
+        # ansible-core's finished markers
+        ({"started": 1, "finished": 1, "ansible_job_id": JID, "rc": 0}, True, js.SUCCEEDED),
+        ({"started": 1, "finished": 1, "failed": 1, "msg": "Timeout exceeded", "ansible_job_id": JID}, True, js.TIMEOUT),
+        ({"finished": 1, "failed": True, "msg": "Timeout exceeded (1s)"}, True, js.TIMEOUT),
+        ({"started": 1, "finished": 1, "failed": 1, "msg": "could not execute"}, True, js.FAILED),
+        # a damaged 'detached' object falls back to the builtin rules
+        ({"started": True, "finished": False, "detached": {"state": "bogus"}}, False, js.RUNNING),
+        ({"started": True, "finished": True, "detached": "text"}, True, js.SUCCEEDED),
+    ],
+)
+def test_builtin_shaped_records(store: js.JobStore, record: dict, finished: bool, state: str) -> None:
+    assert js.is_finished(record) is finished
+    assert js.state_of(record) == state
+    store.write(JID, record)
+    out = js.view(JID, store.job_path(JID), store.read(JID))
+    assert out["finished"] is finished and out["started"] is True
+    assert out["ansible_job_id"] == JID
+    assert out["results_file"] == record.get("results_file", store.job_path(JID))
+    if isinstance(record.get("detached"), dict):
+        assert out["detached"] == record["detached"]
+    else:
+        assert out["detached"]["state"] == state
+        assert out["detached"]["foreign"] is True
+        assert out["detached"]["version"] is None
+    for key, value in record.items():
+        if key not in ("started", "finished", "detached"):
+            assert out[key] == value
+
+
+def test_view_of_our_records(store: js.JobStore) -> None:
+    path = store.job_path(JID)
+    running = js.running_record(JID, path, _meta(name="web"))
+    out = js.view(JID, path, running)
+    assert out == running
+    assert out is not running
+    done = js.final_record(JID, path, {"rc": 2, "msg": "non-zero return code"}, _meta(), js.FAILED)
+    out = js.view(JID, path, done)
+    assert out["detached"]["state"] == js.FAILED and out["finished"] is True and out["failed"] is True
+    assert "foreign" not in out["detached"]
+
+
+# --- listing, removal, names, lock ------------------------------------------------
+def test_list_and_scan(store: js.JobStore) -> None:
+    store.write(JID, {"v": 1})
+    store.write(HEX, {"v": 1})
+    store.create_private(store.extra_path(JID, "stdout"))
+    other = "j999.1"
+    store.create_private(os.path.join(store.path, other + ".tmp"))  # ansible-core's temporary file, no status file
+    tmp = os.path.join(store.path, f".{JID}.123.456.tmp")
+    store.create_private(tmp)
+    store.create_private(os.path.join(store.path, "unrelated.txt"))
+    store.name_set("web", JID)
+    assert store.list_jids() == sorted([JID, HEX])
+    jobs, tmps = store.scan()
+    assert jobs == {JID: [store.job_path(JID), store.extra_path(JID, "stdout")], HEX: [store.job_path(HEX)], other: [os.path.join(store.path, other + ".tmp")]}
+    assert tmps == [tmp]
+
+
+def test_remove_returns_every_removed_file(store: js.JobStore) -> None:
+    path = store.job_path(JID)
+    store.write(JID, js.final_record(JID, path, {"rc": 0}, _meta(name="web"), js.SUCCEEDED))
+    extras = [store.extra_path(JID, s) for s in js.SUFFIXES]
+    for extra in extras:
+        store.create_private(extra, b"x")
+    odd = path + ".tmp"  # ansible-core's async_wrapper writes <jid>.tmp then renames it
+    store.create_private(odd, b"{}")
+    store.name_set("web", JID)
+    name_path = os.path.join(store.path, ".names", "web")
+    removed = store.remove(JID)
+    assert sorted(removed) == sorted([path, odd, name_path] + extras)
+    for p in removed:
+        assert not os.path.lexists(p)
+    assert store.names() == []
+    assert os.listdir(store.path) == [".names"]
+    assert store.remove(JID) == []
+
+
+def test_remove_keeps_name_of_a_newer_job(store: js.JobStore) -> None:
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(name="web"), js.SUCCEEDED))
+    store.write(HEX, js.running_record(HEX, store.job_path(HEX), _meta(name="web")))
+    store.name_set("web", HEX)
+    assert store.remove(JID) == [store.job_path(JID)]
+    assert store.name_get("web") == HEX
+
+
+def test_remove_corrupt_job(store: js.JobStore) -> None:
+    with open(store.job_path(JID), "wb") as f:
+        f.write(b"{broken")
+    store.create_private(store.extra_path(JID, "stderr"))
+    assert sorted(store.remove(JID)) == sorted([store.job_path(JID), store.extra_path(JID, "stderr")])
+    assert os.listdir(store.path) == []
+
+
+def test_remove_extra_and_discard(store: js.JobStore, tmp_path: t.Any) -> None:
+    store.write(JID, {"v": 1})
+    for s in ("payload", "pyz"):
+        store.create_private(store.extra_path(JID, s))
+    store.remove_extra(JID, ["payload", "pyz", "args"])
+    assert os.listdir(store.path) == [JID]
+    outside = tmp_path / "outside"
+    outside.write_text("x")
+    for bad in (str(outside), store.path, os.path.join(store.path, ".names"), os.path.join(store.path, "..", "outside"), os.path.join(store.path, "")):
+        with pytest.raises(js.JobStoreError, match="refusing"):
+            store.discard(bad)
+    assert outside.exists()
+    assert store.discard(store.job_path(JID)) is True
+    assert store.discard(store.job_path(JID)) is False
+
+
+def test_name_index(store: js.JobStore) -> None:
+    assert store.name_get("web") is None
+    store.name_set("web", JID)
+    assert store.name_get("web") == JID
+    with open(os.path.join(store.path, ".names", "web")) as f:
+        assert f.read() == JID
+    store.name_set("web", HEX)
+    assert store.name_get("web") == HEX
+    assert store.names() == ["web"]
+    store.name_clear("web", JID)  # not the current job: kept
+    assert store.name_get("web") == HEX
+    store.name_clear("web", HEX)
+    assert store.name_get("web") is None
+    assert store.names() == []
+    store.name_clear("web", HEX)  # already gone: no error
+    assert not [e for e in os.listdir(os.path.join(store.path, ".names")) if e.endswith(".tmp")]
+    assert [e for e in os.listdir(store.path) if e.endswith(".tmp")] == []
+
+
+def test_name_index_refuses_bad_input(store: js.JobStore) -> None:
+    with pytest.raises(js.InvalidName):
+        store.name_set("../evil", JID)
+    with pytest.raises(js.InvalidName):
+        store.name_get("a/b")
+    with pytest.raises(js.InvalidJobId):
+        store.name_set("web", "../../etc/passwd")
+    assert store.names() == []
+    assert not os.path.exists(os.path.join(store.path, "..", "evil"))
+
+
+def test_corrupt_name_entry(store: js.JobStore) -> None:
+    os.makedirs(os.path.join(store.path, ".names"))
+    path = os.path.join(store.path, ".names", "web")
+    with open(path, "w") as f:
+        f.write("../../etc/passwd")
+    with pytest.raises(js.CorruptJob) as err:
+        store.name_get("web")
+    assert path in str(err.value)
+    assert store.stale_name("web") == path
+    assert store.name_remove_stale("web") == path
+    assert not os.path.exists(path)
+
+
+def test_stale_names(store: js.JobStore) -> None:
+    store.write(JID, {"v": 1})
+    store.name_set("live", JID)
+    store.name_set("gone", HEX)
+    assert store.stale_name("live") is None
+    assert store.stale_name("live", gone=[JID]) == os.path.join(store.path, ".names", "live")
+    assert store.stale_name("gone") == os.path.join(store.path, ".names", "gone")
+    assert store.stale_name("never") is None
+    assert store.name_remove_stale("live") is None
+    assert store.name_remove_stale("gone") == os.path.join(store.path, ".names", "gone")
+    assert store.names() == ["live"]
+
+
+def test_lock_excludes_another_process(store: js.JobStore) -> None:
+    """While this process holds the lock, another process cannot take it (flock LOCK_NB fails)."""
+    probe = (
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\ntry:\n fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n sys.exit(3)\n"
+    )
+    lock_path = os.path.join(store.path, ".lock")
+    with store.lock() as held:
+        assert held.fd >= 0
+        assert subprocess.run([sys.executable, "-c", probe, lock_path], check=False).returncode == 3
+    assert held.fd == -1
+    assert subprocess.run([sys.executable, "-c", probe, lock_path], check=False).returncode == 0

@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Unit tests of _supervisor: module-output parsing, output limits, non-UTF-8 output, signals; in-process and with real jobs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
+
+JID = "j123456789012.4242"
+
+
+@pytest.fixture
+def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
+    s = js.JobStore(str(tmp_path / "jobs"))
+    yield s
+    for jid in s.list_jids():
+        try:
+            if not ctl.status(s, jid, persist=False)["finished"]:
+                ctl.kill(s, jid, wait=5)
+        except js.JobStoreError:
+            pass
+
+
+def run_job(store: js.JobStore, spec: dict, timeout: float = 30.0) -> dict:
+    (result,) = ctl.start(store, [ctl.JobSpec(spec)])
+    assert not result.get("failed"), result
+    jid = result["ansible_job_id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        view = ctl.status(store, jid)
+        if view["finished"]:
+            # The supervisor removes the job's temporary files just after it records the result: let it finish.
+            meta = view["detached"]
+            while proc.is_alive(meta.get("pid"), meta.get("pid_start")):
+                assert time.monotonic() < deadline, f"the supervisor of {jid} did not exit"
+                time.sleep(0.01)
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.02)
+
+
+def module_job(source: str, **extra: t.Any) -> dict:
+    payload = base64.b64encode(textwrap.dedent(source).encode()).decode()
+    return dict({"module": "test.fake", "payload": payload, "interpreter": [sys.executable], "style": "new"}, **extra)
+
+
+# --- module output parsing (pure) ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('{"a": 1}\n', {"a": 1}),
+        ('junk before\nmore junk\n{"a": 1}\n', {"a": 1}),
+        ('{"a": 1}\njunk after\n', {"a": 1}),
+        ('motd line\n  {"a": {"b": [1, 2]},\n   "c": "}"}  \ntrailing noise\n', {"a": {"b": [1, 2]}, "c": "}"}),
+        ('warning: x\n{"changed": true, "msg": "caf\\u00e9"}\nbye', {"changed": True, "msg": "café"}),
+    ],
+)
+def test_parse_module_json(text: str, expected: dict) -> None:
+    assert sup._parse_module_json(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\n\n", "hello world", "Traceback (most recent call last):\n  File x\nZeroDivisionError: division by zero", "[1, 2]", '{"a": 1', "{not json}", "} {"],
+)
+def test_parse_module_json_none(text: str) -> None:
+    assert sup._parse_module_json(text) is None
+
+
+def test_failure_msg() -> None:
+    assert sup._failure_msg({"failed": True, "exception": {"event": {"msg": "boom"}}}, 1) == "the module failed: boom"
+    tb = "Traceback (most recent call last):\n  File x\nValueError: bad value\n"
+    assert sup._failure_msg({"failed": True, "exception": tb}, 1) == "the module failed: ValueError: bad value"
+    assert sup._failure_msg({"failed": True}, 2) == "the module failed without a message (rc=2)"
+    assert sup._failure_msg({"failed": True, "exception": {"event": "odd"}}, None) == "the module failed without a message (rc=None)"
+
+
+# --- results built from output files (in process, real files) -----------------------------
+def _supervisor(store: js.JobStore, mode: str = "module", limit: int | None = None, **files: bytes) -> sup.Supervisor:
+    s = sup.Supervisor({"async_dir": store.path, "jid": JID, "mode": mode, "output_limit": limit, "cmd": ["x"], "argv": ["x"]})
+    for suffix, data in files.items():
+        store.create_private(store.extra_path(JID, suffix), data)
+    return s
+
+
+def test_module_result_with_junk(store: js.JobStore) -> None:
+    s = _supervisor(store, stdout=b'MOTD\n{"changed": true, "x": 1}\nbye\n', stderr=b"a warning\n")
+    keep: dict = {}
+    assert s._module_result(0, keep) == {"changed": True, "x": 1, "stderr": "a warning\n"}
+    assert keep == {}
+
+
+def test_module_result_without_json_keeps_raw_output(store: js.JobStore) -> None:
+    s = _supervisor(store, stdout=b"no json here\n", stderr=b"Traceback (most recent call last):\nKeyError: 'x'\n")
+    keep: dict = {}
+    result = s._module_result(1, keep)
+    assert result["failed"] is True and "did not return a JSON result (rc=1)" in result["msg"]
+    assert result["module_stdout"] == "no json here\n"
+    assert "KeyError" in result["module_stderr"]
+    assert result["rc"] == 1
+    assert keep == {"stdout": store.extra_path(JID, "stdout")}
+
+
+def test_module_result_over_the_limit(store: js.JobStore) -> None:
+    data = json.dumps({"big": "x" * 5000}).encode()
+    s = _supervisor(store, limit=1000, stdout=data, stderr=b"")
+    keep: dict = {}
+    result = s._module_result(0, keep)
+    assert result["failed"] is True
+    assert str(len(data)) in result["msg"] and "output_limit (1000)" in result["msg"]
+    assert keep == {"stdout": store.extra_path(JID, "stdout")}
+
+
+def test_command_output_tail(store: js.JobStore) -> None:
+    lines = b"".join(b"line %05d\n" % i for i in range(10000))  # 110000 bytes
+    s = _supervisor(store, mode="command", limit=1100, stdout=lines, stderr=b"small\n")
+    keep: dict = {}
+    result = s._command_result(0, 1.0, 2.5, keep)
+    path = store.extra_path(JID, "stdout")
+    note = f"[detached.jobs: first {len(lines) - 1100} of {len(lines)} bytes omitted; full output in {path}]\n"
+    assert result["stdout"] == note + lines[-1100:].decode().rstrip("\n")
+    assert result["stdout"].endswith("line 09999")
+    assert result["stderr"] == "small"
+    assert keep == {"stdout": path}
+    assert result["delta"] == "0:00:01.500000"
+
+
+def test_command_output_not_utf8(store: js.JobStore) -> None:
+    s = _supervisor(store, mode="command", stdout=b"caf\xe9 \xff\n", stderr=b"ok\n")
+    keep: dict = {}
+    result = s._command_result(1, 1.0, 1.0, keep)
+    assert result["stdout"] == "caf\ufffd \ufffd"
+    assert result["failed"] is True and result["rc"] == 1
+    assert keep == {"stdout": store.extra_path(JID, "stdout")}
+
+
+# --- real jobs ------------------------------------------------------------------------
+def test_module_job_with_junk_around_json(store: js.JobStore) -> None:
+    view = run_job(store, module_job('print("banner")\nprint(\'{"changed": true, "answer": 42}\')\nprint("bye")\n'))
+    assert view["answer"] == 42 and view["changed"] is True
+    assert view["detached"]["state"] == js.SUCCEEDED
+    assert os.listdir(store.path) == [view["ansible_job_id"]]
+
+
+def test_module_job_without_json(store: js.JobStore) -> None:
+    view = run_job(store, module_job('import sys\nprint("just text")\nsys.stderr.write("warn\\n")\n'))
+    assert view["failed"] is True and view["detached"]["state"] == js.FAILED
+    assert "did not return a JSON result" in view["msg"]
+    assert view["module_stdout"] == "just text\n" and view["module_stderr"] == "warn\n"
+    kept = view["detached"]["files"]["stdout"]
+    with open(kept, "rb") as f:
+        assert f.read() == b"just text\n"
+
+
+def test_module_job_traceback(store: js.JobStore) -> None:
+    view = run_job(store, module_job("1 / 0\n"))
+    assert view["failed"] is True and view["rc"] == 1
+    assert "Traceback" in view["module_stderr"] and "ZeroDivisionError" in view["module_stderr"]
+    assert view["detached"]["state"] == js.FAILED
+
+
+def test_module_job_failed_without_msg(store: js.JobStore) -> None:
+    source = 'import json, sys\nprint(json.dumps({"failed": True, "exception": {"event": {"msg": "it broke"}}}))\nsys.exit(1)\n'
+    view = run_job(store, module_job(source))
+    assert view["failed"] is True and view["msg"] == "the module failed: it broke"
+    assert view["detached"]["state"] == js.FAILED
+
+
+def test_module_job_over_the_output_limit(store: js.JobStore) -> None:
+    view = run_job(store, module_job('import json\nprint(json.dumps({"big": "y" * 50000}))\n', output_limit=1000))
+    assert view["failed"] is True and "output_limit (1000)" in view["msg"]
+    kept = view["detached"]["files"]["stdout"]
+    assert os.path.getsize(kept) > 50000
+
+
+def test_command_job_output_limit_and_non_utf8(store: js.JobStore) -> None:
+    script = "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; printf 'caf\\351\\n' >&2"
+    view = run_job(store, {"argv": ["sh", "-c", script], "output_limit": 500})
+    files = view["detached"]["files"]
+    assert view["stdout"].startswith("[detached.jobs: first ")
+    assert view["stdout"].endswith("line2999")
+    assert view["stderr"] == "caf\ufffd"
+    assert set(files) == {"stdout", "stderr"}
+    with open(files["stdout"], "rb") as f:
+        assert f.read().startswith(b"line0\nline1\n")
+    with open(files["stderr"], "rb") as f:
+        assert f.read() == b"caf\xe9\n"
+    jid = view["ansible_job_id"]
+    assert sorted(os.listdir(store.path)) == sorted([jid, f"{jid}.stdout", f"{jid}.stderr"])
+    # removing the job removes the kept output too
+    assert sorted(store.remove(jid)) == sorted([store.job_path(jid), files["stdout"], files["stderr"]])
+
+
+def test_job_killed_by_another_signal_failed(store: js.JobStore) -> None:
+    view = run_job(store, {"argv": ["sh", "-c", "kill -USR1 $$"]})
+    assert view["detached"]["state"] == js.FAILED and view["detached"]["signal"] == signal.SIGUSR1
+    assert "SIGUSR1" in view["msg"] and view["rc"] == -signal.SIGUSR1
+
+
+def test_job_killed_by_sigkill_vanished_and_group_stopped(store: js.JobStore, tmp_path: t.Any) -> None:
+    """SIGKILL from outside (the OOM killer's signature): vanished, and the rest of its process group is stopped."""
+    pids = tmp_path / "pids"
+    view = run_job(store, {"argv": ["sh", "-c", f"sleep 300 & echo $! > {pids}; kill -KILL $$"], "grace": 1})
+    assert view["detached"]["state"] == js.VANISHED and "SIGKILL" in view["msg"]
+    sleeper = int(pids.read_text())
+    deadline = time.monotonic() + 10
+    while proc.is_alive(sleeper):
+        assert time.monotonic() < deadline, "the job's process group survived"
+        time.sleep(0.02)
+
+
+def test_supervisor_reports_a_bad_spec(tmp_path: t.Any) -> None:
+    pyz = tmp_path / "sup.pyz"
+    pyz.write_bytes(ctl.supervisor_pyz(compiled=True))
+    for stdin in (b"not json", b'{"async_dir": "/nonexistent/x", "jid": "../bad"}', b"{}"):
+        res = subprocess.run([sys.executable, "-I", "-S", str(pyz)], input=stdin, capture_output=True, timeout=30, check=False)
+        assert res.returncode == 1
+        reply = json.loads(res.stdout.decode().strip().splitlines()[-1])
+        assert reply["failed"] is True and reply["msg"].startswith("supervisor failed to start")
+
+
+def test_supervisor_pyz_runs_from_source_too(store: js.JobStore) -> None:
+    """Another interpreter than this one gets source, not bytecode: it must run the same."""
+    if os.path.realpath(sys.executable) == sys.executable:
+        pytest.skip("no second path to this interpreter")
+    (result,) = ctl.start(store, [ctl.JobSpec({"argv": ["echo", "src"]})], python=os.path.realpath(sys.executable))
+    jid = result["ansible_job_id"]
+    deadline = time.monotonic() + 30
+    while not (view := ctl.status(store, jid))["finished"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert view["stdout"] == "src"

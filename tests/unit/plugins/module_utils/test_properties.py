@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Property tests (hypothesis) of _jobstore: job ids never reach outside the job directory, any status file
+content parses or raises CorruptJob, and write/read round-trips."""
+
+from __future__ import annotations
+
+import json
+import os
+import typing as t
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+
+JID = "j123456789012.4242"
+# Few enough examples to keep the unit suite fast; the database is off so that no state is left in the checkout.
+
+
+def _settings(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+# Strings close to job ids (so the interesting boundary is explored), and anything at all.
+near_jids = st.one_of(
+    st.from_regex(r"\Aj[0-9]{1,22}\.[0-9]{1,12}\Z"),
+    st.from_regex(r"\A[0-9a-fA-F]{15,17}\Z"),
+    st.from_regex(r"\A[j./0-9a-f\x00\n ]{0,40}\Z"),
+)
+any_text = st.one_of(near_jids, st.text(), st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+
+
+@pytest.fixture
+def store(tmp_path: t.Any) -> js.JobStore:
+    return js.JobStore(str(tmp_path / "jobs"))
+
+
+@_settings(200)
+@given(candidate=any_text)
+@example("..")
+@example("/etc/passwd")
+@example("j1.1/../../x")
+@example("j1.1\n")
+@example("j١.١")
+@example("")
+@example("\x00")
+def test_jid_is_inside_the_directory_or_invalid(store: js.JobStore, candidate: str) -> None:
+    try:
+        path = store.job_path(candidate)
+    except js.InvalidJobId:
+        with pytest.raises(js.InvalidJobId):
+            js.validate_jid(candidate)
+        return
+    assert js.validate_jid(candidate) == candidate
+    assert os.path.dirname(path) == store.path
+    assert os.path.basename(path) == candidate
+    assert os.path.normpath(path) == path
+    assert os.path.realpath(path) == os.path.join(os.path.realpath(store.path), candidate)
+    assert candidate.isascii() and "/" not in candidate and candidate not in (".", "..")
+    for suffix in js.SUFFIXES:
+        assert os.path.dirname(store.extra_path(candidate, suffix)) == store.path
+
+
+@_settings(100)
+@given(candidate=any_text)
+def test_name_path_is_inside_the_names_directory_or_invalid(store: js.JobStore, candidate: str) -> None:
+    try:
+        path = store._name_path(candidate)
+    except js.InvalidName:
+        return
+    assert os.path.dirname(path) == os.path.join(store.path, js.NAMES_DIR)
+    assert os.path.basename(path) == candidate
+    assert candidate not in (".", "..")
+
+
+@st.composite
+def status_bytes(draw: st.DrawFn) -> bytes:
+    """Anything: random bytes, JSON-ish fragments, valid JSON of any type, truncated or padded."""
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.binary(max_size=500))
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=10,
+    )
+
+    data = json.dumps(draw(json_values)).encode()
+    if kind == 1:
+        return data
+    if kind == 2:
+        return data[: draw(st.integers(0, len(data)))]
+    return draw(st.binary(max_size=8)) + data + draw(st.binary(max_size=8))
+
+
+@_settings(150)
+@given(data=status_bytes())
+@example(b"")
+@example(b"[" * 100_000)
+@example(b'{"a":' * 100_000)
+@example(b"\xef\xbb\xbf{}")
+@example(b'{"a": NaN}')
+@example(b"{" + b'"a":1,' * 10 + b"}")
+@example(b"1" * 5000)
+def test_any_status_file_parses_or_is_corrupt(store: js.JobStore, data: bytes) -> None:
+    path = store.job_path(JID)
+    with open(path, "wb") as f:
+        f.write(data)
+    try:
+        record = store.read(JID)
+    except js.CorruptJob as ex:
+        assert path in str(ex)
+        return
+    assert isinstance(record, dict)
+    # every reader-facing helper copes with whatever object it is
+    view = js.view(JID, path, record)
+    assert view["finished"] in (True, False) and isinstance(view["detached"], dict)
+    assert js.state_of(record) in js.STATES
+
+
+json_scalars = st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | st.floats(allow_nan=False) | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    max_leaves=12,
+)
+
+
+@_settings(60)
+@given(result=st.dictionaries(st.text(), json_values, max_size=8), jid=st.sampled_from([JID, "0123456789abcdef", "j1.1"]))
+def test_write_read_roundtrip(store: js.JobStore, result: dict, jid: str) -> None:
+    store.write(jid, result)
+    assert store.read(jid) == result
+    assert [e for e in os.listdir(store.path) if e.endswith(".tmp")] == []
+    # and as a final record of ours
+    meta = {"name": None, "module": None, "cmd": ["x"], "pid": 1}
+    record = js.final_record(jid, store.job_path(jid), result, meta, js.SUCCEEDED)
+    store.write(jid, record)
+    back = store.read(jid)
+    assert back == record
+    assert js.is_finished(back) and js.state_of(back) == js.SUCCEEDED
+    for key, value in result.items():
+        if key not in ("started", "finished", "ansible_job_id", "results_file", "detached"):
+            assert back[key] == value
