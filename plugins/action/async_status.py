@@ -34,6 +34,7 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         job = answer.pop("job", None)
         operation_changed = bool(answer.get("changed"))
+        operation_failed = bool(answer.get("failed"))
         if isinstance(job, dict):
             # The stored result of the job comes back nested, so that the module's own output
             # handling leaves it as the job wrote it; it becomes the task's result here.
@@ -41,7 +42,11 @@ class ActionModule(ActionBase):
         result = merge_hash(result, answer)
         for key in ("started", "finished"):
             result[key] = bool(result.get(key))
-        if args["mode"] != "status" and not result.get("failed"):
+        if args["mode"] != "status" and not operation_failed:
             # What this task changed, not what the job reported when it ran.
             result["changed"] = operation_changed
+            if args["mode"] == "kill":
+                # The kill worked: the task succeeds; the job's own outcome is in detached.state.
+                result["job_failed"] = bool(result.get("failed"))
+                result["failed"] = False
         return result

@@ -31,6 +31,8 @@ options:
       - V(cleanup) removes the job's status file and every other file of the job, whatever its state.
       - V(kill) stops the job and its whole process tree, records it as V(killed) and returns the final status.
         Killing a job that already finished changes nothing.
+      - With V(kill) the task fails only when the job could not be stopped; the job's own outcome
+        is in RV(detached) (C(state) V(killed), or how it ended before) and RV(job_failed).
     type: str
     choices: [status, cleanup, kill]
     default: status
@@ -93,6 +95,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+job_failed:
+  description: With O(mode=kill), whether the job itself ended as failed (a killed job did). The task itself fails only when the kill did not work.
+  returned: when O(mode=kill)
+  type: bool
 ansible_job_id:
   description: The job id.
   returned: always
