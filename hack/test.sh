@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test stage (after hack/setup.sh --test); prints one closing line "suite: N passed, M failed".
 #   hack/test.sh                 every stage
-#   hack/test.sh unit lint ...   only the named stages
+#   hack/test.sh unit lint ...   only the named stages ("matrix": the older ansible-core versions)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
@@ -12,7 +12,7 @@ passed=0; failed=0; failures=(); timings=()
 
 stage() {
   local name=$1; shift
-  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then return 0; fi
+  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* && " ${only[*]} " != *" ${group:-none} "* ]]; then return 0; fi
   echo "=== stage: $name"
   local t0=$SECONDS
   if "$@"; then passed=$((passed+1)); echo "=== $name: passed ($((SECONDS-t0)) s)"
@@ -23,7 +23,7 @@ stage() {
 # A copy of the collection at ansible_collections/detached/jobs outside the checkout, for
 # ansible-test (it lists files with git when it finds a repository above the collection).
 at_copy() {
-  local base="${TMPDIR:-/tmp}/detached-jobs-ansible-test"
+  local base="${TMPDIR:-/tmp}/detached-jobs-ansible-test${1:+-$1}"
   local dest="$base/ansible_collections/detached/jobs"
   rm -rf "$base" && mkdir -p "$dest"
   git ls-files --cached --others --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/"
@@ -49,9 +49,27 @@ sanity() {
 }
 unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
 integration() {
-  # integration [VENV]: the integration suite with the ansible-core of VENV (default .venv).
-  local venv=${1:-.venv} dest; dest=$(at_copy)
+  # integration [VENV]: the integration suite with the ansible-core of VENV (default .venv), in a copy of its own.
+  local venv=${1:-.venv} dest; dest=$(at_copy "${1:+${venv#.venv-}}")
   (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration --local --python 3.11 --color no)
+}
+# The older ansible-core versions run the integration suite one after the other, in the
+# background while the ssh, molecule, bench-smoke and package stages run (those use other users,
+# network namespaces and markers); each version is reported as a stage of its own at the end.
+matrix_start() {
+  mkdir -p .build/matrix && rm -f .build/matrix/*
+  (
+    for venv in .venv-core*; do
+      [ -d "$venv" ] || continue
+      integration "$venv" > ".build/matrix/$venv.log" 2>&1; echo $? > ".build/matrix/$venv.rc"
+    done
+  ) &
+}
+matrix_result() {
+  local venv=$1
+  while [ ! -f ".build/matrix/$venv.rc" ]; do sleep 2; done
+  tail -n 40 ".build/matrix/$venv.log"
+  return "$(cat ".build/matrix/$venv.rc")"
 }
 ssh_suite() {
   # Real SSH test hosts (network namespaces, one sshd and login user each): tests/hosts/hosts.sh.
@@ -91,13 +109,17 @@ stage lint lint
 stage sanity sanity
 stage unit unit
 stage integration integration
-for venv in .venv-core*; do
-  [ -d "$venv" ] && stage "integration-${venv#.venv-}" integration "$venv"
-done
+matrix=no
+if [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" matrix "* ]]; then matrix=yes; matrix_start; fi
 stage ssh ssh_suite
 stage molecule molecule_suite
 stage bench-smoke bench_smoke
 stage package package
+if [ $matrix = yes ]; then
+  for venv in .venv-core*; do
+    [ -d "$venv" ] && group=matrix stage "integration-${venv#.venv-}" matrix_result "$venv"
+  done
+fi
 echo "stage timings: ${timings[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
 echo "suite: $passed passed, $failed failed"
