@@ -274,7 +274,7 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
                     f"(pid {current['detached'].get('pid')}); use if_running=attach to return it or if_running=restart to replace it",
                 )
             elif check_mode:
-                results[i] = dict(_would_start(spec), restarted=current["ansible_job_id"])
+                results[i] = dict(_would_start(spec), restarted=current["ansible_job_id"], attached=False, changed=True)
             else:
                 kill(store, current["ansible_job_id"])
                 to_launch.append((i, spec))

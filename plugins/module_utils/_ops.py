@@ -160,7 +160,9 @@ def wait(params: dict, check_mode: bool = False) -> dict:
     result = {"changed": False, "errors": errors, "names": resolved, "async_dir": store.path}
     mode = params.get("_mode") or "wait"
     if mode == "wait":
-        views, errs = long_poll(store, jids, 0 if check_mode else float(params.get("_block") or 0), persist=not check_mode)
+        # Nothing to watch (only names that name no job): answer at once.
+        block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
+        views, errs = long_poll(store, jids, block, persist=not check_mode)
         errors.update(errs)
         return dict(result, jobs=views)
     views = {}

@@ -182,9 +182,14 @@ class Waiter:
                     problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[:300]}")
         for key, msg in self.errors.items():
             if key not in order:
-                problems.append(msg + (self._dir_hint(None) if "no job named" in msg or "could not find" in msg else ""))
+                msg += self._dir_hint(None) if "no job named" in msg or "could not find" in msg else ""
+                problems.append(msg)
                 counts[MISSING] = counts.get(MISSING, 0) + (0 if key == "connection" else 1)
-        n = len(order)
+                if key in self.names:
+                    # A name that names no job still gets its entry, in the order given.
+                    jobs.append({"ansible_job_id": None, "label": key, "started": False, "finished": False, "failed": True,
+                                 "msg": msg, "detached": {"state": MISSING, "name": key}})
+        n = len(jobs)
         head = f"{n} job{'s' if n != 1 else ''}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         if timed_out:
             head += f"; the wait timed out after {self.timeout:g}s"
