@@ -74,13 +74,15 @@ class ActionModule(ActionBase):
         changed = any(job.get("changed") for job in jobs)
         if not batch:
             result.update(jobs[0])
+            if check and not failed:
+                result["msg"] = _check_msg(jobs)
             return result
         result.update(
             jobs=jobs,
             ansible_job_ids=[job.get("ansible_job_id") for job in jobs],
             changed=changed,
             failed=bool(failed),
-            msg=_failures(failed) if failed else f"{len(jobs)} jobs started or attached",
+            msg=_failures(failed) if failed else _check_msg(jobs) if check else f"{len(jobs)} jobs started or attached",
         )
         return result
 
@@ -140,6 +142,15 @@ class ActionModule(ActionBase):
         job = dict(job, changed=bool(job.get("changed", True)))
         job.pop("label", None)
         return job
+
+
+def _check_msg(jobs: list[dict]) -> str:
+    """What a check-mode start would have done."""
+    restart = sum(1 for job in jobs if job.get("would_start") and job.get("restarted"))
+    start = sum(1 for job in jobs if job.get("would_start")) - restart
+    attach = sum(1 for job in jobs if job.get("attached"))
+    parts = [f"{n} would be {verb}" for n, verb in ((start, "started"), (restart, "restarted"), (attach, "attached to")) if n]
+    return "check mode, nothing was started: " + (", ".join(parts) or "no job")
 
 
 def _failures(failed: list[dict]) -> str:
