@@ -59,6 +59,7 @@ class ActionModule(ActionBase):
         check = bool(self._task.check_mode)
         try:
             specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
+            _check_names(specs)
             dir_ = async_dir(self)
             answer = run_host(self, "start", "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
             if answer.get("unreachable") or answer.get("failed"):
@@ -115,15 +116,14 @@ class ActionModule(ActionBase):
             if not module:
                 raise AnsibleActionFail(f"{where}: give module (with args), cmd or argv")
             module_args = job.get("args") or {}
-            if check:
-                spec["module"] = module
-            else:
-                try:
-                    spec.update(build_module_job(self, module, module_args, task_vars))
-                except AnsibleActionFail:
-                    raise
-                except Exception as ex:
-                    raise AnsibleActionFail(f"{where}: cannot prepare module {module!r}: {ex}") from ex
+            # Built in check mode too, so that a module that does not exist fails there as well.
+            try:
+                built = build_module_job(self, module, module_args, task_vars)
+            except AnsibleActionFail:
+                raise
+            except Exception as ex:
+                raise AnsibleActionFail(f"{where}: cannot prepare module {module!r}: {ex}") from ex
+            spec.update({"module": module} if check else built)
         return spec
 
     def _poll(self, jobs: list[dict], specs: list[dict], args: dict, task_vars: dict, batch: bool) -> dict:
@@ -131,7 +131,7 @@ class ActionModule(ActionBase):
         timeout = 0 if 0 in limits else max(limits) + max(spec.get("grace") or 0 for spec in specs) + _SLACK
         refs = []
         for job in jobs:
-            if job.get("ansible_job_id"):
+            if job.get("ansible_job_id") and not job.get("failed"):
                 refs.append(JobRef(job["ansible_job_id"], (job.get("detached") or {}).get("name"), job.get("async_dir")))
             else:
                 refs.append(JobRef(None, None, error=str(job.get("msg", "the job did not start"))))
@@ -142,6 +142,18 @@ class ActionModule(ActionBase):
         job = dict(job, changed=bool(job.get("changed", True)))
         job.pop("label", None)
         return job
+
+
+def _check_names(specs: list[dict]) -> None:
+    """A name stands for one job: a batch that gives one name twice would start two."""
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        name = spec.get("name")
+        if name is None:
+            continue
+        if name in seen:
+            raise AnsibleActionFail(f"jobs[{seen[name]}] and jobs[{i}] have the same name {name!r}: a name stands for one job")
+        seen[name] = i
 
 
 def _check_msg(jobs: list[dict]) -> str:

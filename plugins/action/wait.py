@@ -36,6 +36,10 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"{key} must be 0 or more, got {args[key]}")
         refs = collect(args["jobs"])
         if not refs and not args["names"]:
+            if self._task.check_mode and args["jobs"]:
+                # Only check-mode starts, which started nothing.
+                result.update(changed=False, jobs=[], counts={}, unfinished=[], timed_out=False, msg="check mode: nothing to wait for, the jobs were not started")
+                return result
             raise AnsibleActionFail("nothing to wait for: give jobs (ids or registered results) or names")
         waiter = Waiter(
             self,

@@ -379,7 +379,7 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
         raise js.JobStoreError(f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here")
     meta = dict(record["detached"])
     grace = float(meta.get("grace") or 5)
-    if js.is_finished(record) and not (meta.get("state") == js.VANISHED and child_alive(meta)):
+    if js.is_finished(record) and not (meta.get("state") == js.VANISHED and (child_alive(meta) or proc.marked(jid))):
         return js.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")
     if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), meta.get("boot_id")):
@@ -398,8 +398,9 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
             os.kill(pid, 9)
         except OSError:
             pass
-    if child_alive(meta):
-        proc.kill_tree(meta["child_pid"], root=None, grace=grace)
+    # The supervisor (the subreaper) is gone: the job's group, and its processes found by their
+    # marker, setsid escapees included.
+    proc.kill_tree(meta["child_pid"] if child_alive(meta) else None, root=None, grace=grace, jid=jid)
     now = time.time()
     meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3))
     record = js.final_record(jid, store.job_path(jid), {"msg": "the job was killed on request (its supervisor did not handle it)"}, meta, js.KILLED)

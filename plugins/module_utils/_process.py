@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 _PROC = "/proc"
 _IS_LINUX = sys.platform.startswith("linux")
+# Set in the environment of every job's process (and so inherited by all it starts), so that a
+# job's processes can still be found once its supervisor, the subreaper, is gone (Linux only).
+MARKER = "DETACHED_JOBS_JID"
 
 
 def boot_id() -> str | None:
@@ -138,6 +141,30 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def marked(jid: str) -> list[int]:
+    """The live processes whose environment carries MARKER=jid (Linux, those this user may read)."""
+    if not _IS_LINUX:
+        return []
+    needle = f"{MARKER}={jid}".encode()
+    found: list[int] = []
+    me = os.getpid()
+    try:
+        entries = os.listdir(_PROC)
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"{_PROC}/{entry}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if needle in env.split(b"\0") and is_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def _signal_pid(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -161,17 +188,23 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_tree(pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None) -> list[int]:
+def kill_tree(
+    pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None, jid: str | None = None
+) -> list[int]:
     """Kill a job's processes: the process group pgid and every descendant of root (but not root itself).
 
     SIGTERM first, then SIGKILL to whatever is left after grace seconds. root is the supervisor
     (a child subreaper on Linux, so descendants that left the group with setsid are still found).
-    reap is called while waiting so the caller can collect exited children. Returns the pids signalled.
+    With jid, the processes marked with that job id (see MARKER) are killed too: that finds the
+    escapees when the supervisor is gone. reap is called while waiting so the caller can collect
+    exited children. Returns the pids signalled.
     """
     me = os.getpid()
 
     def targets() -> list[int]:
         found = descendants(root) if root else []
+        if jid:
+            found += [p for p in marked(jid) if p not in found]
         return [p for p in found if p != me and p != root]
 
     signalled: list[int] = []

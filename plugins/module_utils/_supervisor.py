@@ -80,6 +80,7 @@ class Supervisor:
                 chdir = self.spec.get("chdir")
                 if chdir:
                     os.chdir(chdir)
+                os.environ[proc.MARKER] = self.jid
                 os.execvp(argv[0], argv)
             except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
                 try:

@@ -39,7 +39,8 @@ options:
     default: []
   timeout:
     description:
-      - How long to wait in total, in seconds. V(0) waits as long as it takes.
+      - How long to wait in total, in seconds. V(0) waits as long as it takes; a dropped
+        connection is then retried for up to 10 minutes before the host counts as unreachable.
     type: int
     default: 3600
   poll:
@@ -113,6 +114,8 @@ attributes:
     details:
       - Reads the jobs' status once and reports it; waits, kills and removes nothing.
       - Jobs still running are reported as running, not as problems.
+      - The results of check-mode M(detached.jobs.start) tasks are accepted; the jobs they would
+        have started are left out (with only those, the task reports nothing to wait for and succeeds).
   diff_mode:
     support: none
   platform:

@@ -61,7 +61,8 @@ def _from_mapping(value: Mapping, where: str, label: str | None) -> list[JobRef]
         for i, item in enumerate(value["jobs"]):
             refs.extend(_collect(item, f"{where}.jobs[{i}]", label))
         return refs
-    if value.get("skipped") and "ansible_job_id" not in value:
+    if (value.get("skipped") and "ansible_job_id" not in value) or (value.get("would_start") and not value.get("ansible_job_id")):
+        # A skipped task, or a check-mode start that started nothing: no job to wait for.
         return []
     jid = value.get("ansible_job_id")
     if jid is None:
@@ -97,7 +98,15 @@ def _collect(value: t.Any, where: str, label: str | None, async_dir: str | None 
             return [JobRef(js.validate_jid(value.strip()), label, async_dir)]
         except js.InvalidJobId as ex:
             return [JobRef(None, label, error=f"{where}: {ex}")]
-    return [JobRef(None, label, error=f"{where}: expected a job id, a registered result or a list, got {type(value).__name__} {_short(value)}")]
+    return [JobRef(None, label, error=f"{where}: expected a job id, a registered result or a list, got {_kind(value)} {_short(value)}")]
+
+
+def _kind(value: t.Any) -> str:
+    """The plain type name of a value (ansible-core 2.19 wraps templated values in private subclasses)."""
+    for base in (bool, int, float, bytes):
+        if isinstance(value, base):
+            return base.__name__
+    return type(value).__name__.lstrip("_")
 
 
 def collect(jobs: t.Any) -> list[JobRef]:

@@ -28,6 +28,9 @@ _MODULE = "detached.jobs.wait"
 MISSING = "missing"
 
 
+# With no overall deadline (timeout 0), how long a dropped connection is retried before the host is unreachable.
+RECONNECT_WINDOW = 600.0
+
 class Waiter:
     def __init__(
         self,
@@ -94,7 +97,8 @@ class Waiter:
                 break
             block = self.poll if deadline is None else min(self.poll, deadline - now)
             try:
-                res = self._call("wait", pending, block, names, deadline=deadline)
+                # With no overall deadline, a dropped connection is retried for up to RECONNECT_WINDOW.
+                res = self._call("wait", pending, block, names, deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW)
             except _Unreachable as ex:
                 unreachable = True
                 self.errors["connection"] = f"{self.host}: connection lost and not back before the timeout: {ex}"

@@ -273,6 +273,27 @@ def test_kill_tree_without_root_misses_the_setsid_grandchild() -> None:
     assert _gone(escapee, start)
 
 
+@needs_linux
+def test_marked_processes_are_found_and_killed_without_their_parent() -> None:
+    """A process that left with setsid and whose parent is gone is found by its marker and killed."""
+    env = dict(os.environ, **{proc.MARKER: "j1.42"})
+    p = subprocess.Popen(["sleep", "61"], env=env, start_new_session=True)
+    other = subprocess.Popen(["sleep", "62"], env=dict(os.environ, **{proc.MARKER: "j1.420"}), start_new_session=True)
+    try:
+        start = proc.start_time(p.pid)
+        deadline = time.monotonic() + 5
+        while p.pid not in proc.marked("j1.42") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.marked("j1.42") == [p.pid]
+        assert proc.kill_tree(None, grace=5, jid="j1.42", reap=_reaper(p)) == [p.pid]
+        assert _gone(p.pid, start)
+        assert other.poll() is None  # another job's marker is not a match
+    finally:
+        for q in (p, other):
+            q.kill()
+            q.wait()
+
+
 def test_kill_tree_of_nothing() -> None:
     p = subprocess.Popen(["true"], start_new_session=True)
     p.wait()

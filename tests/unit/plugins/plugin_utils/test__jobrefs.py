@@ -148,6 +148,22 @@ def test_skipped_result() -> None:
     assert jids(collect([{"skipped": True}, J1])) == [J1]
 
 
+def test_check_mode_start_result() -> None:
+    """A check-mode start that would have started a job gives nothing to wait for; an attached one its job."""
+    assert collect({"changed": True, "would_start": True, "started": False, "detached": {"name": "x"}}) == []
+    batch = {"jobs": [{"would_start": True, "ansible_job_id": None}, _started(J1)], "ansible_job_ids": [None, J1]}
+    assert jids(collect(batch)) == [J1]
+
+
+def test_type_names_are_plain() -> None:
+    """ansible-core 2.19 wraps values in private subclasses; the message names the plain type."""
+
+    class _AnsibleTaggedInt(int):
+        pass
+
+    assert errors(collect(_AnsibleTaggedInt(42))) == ["jobs: expected a job id, a registered result or a list, got int 42"]
+
+
 def test_a_result_with_ansible_job_id_is_a_job_even_with_results_or_jobs() -> None:
     assert jids(collect({"ansible_job_id": J1, "results": [J2], "jobs": [J3]})) == [J1]
 
