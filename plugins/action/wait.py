@@ -38,7 +38,8 @@ class ActionModule(ActionBase):
         if not refs and not args["names"]:
             if self._task.check_mode and args["jobs"]:
                 # Only check-mode starts, which started nothing.
-                result.update(changed=False, jobs=[], counts={}, unfinished=[], timed_out=False, msg="check mode: nothing to wait for, the jobs were not started")
+                msg = "check mode: nothing to wait for, the jobs were not started"
+                result.update(changed=False, jobs=[], counts={}, unfinished=[], timed_out=False, msg=msg)
                 return result
             raise AnsibleActionFail("nothing to wait for: give jobs (ids or registered results) or names")
         waiter = Waiter(
