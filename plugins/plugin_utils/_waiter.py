@@ -31,6 +31,7 @@ MISSING = "missing"
 # With no overall deadline (timeout 0), how long a dropped connection is retried before the host is unreachable.
 RECONNECT_WINDOW = 600.0
 
+
 class Waiter:
     def __init__(
         self,
