@@ -4,34 +4,23 @@
 
 from __future__ import annotations
 
-import typing as t
-
-from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
+from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import with_lines
 
 
-class ActionModule(ActionBase):
-    _requires_connection = True
+class ActionModule(HostAction):
+    OPERATION = "status"
+    MODULE = "detached.jobs.async_status"
+    SPEC = {
+        "jid": {"type": "str", "required": True},
+        "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},
+    }
 
-    def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
-        result = super().run(tmp, task_vars)
-        del tmp
-        dummy, args = self.validate_argument_spec(
-            argument_spec={
-                "jid": {"type": "str", "required": True},
-                "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},
-            },
-        )
+    def result(self, result: dict, args: dict, answer: dict) -> dict:
         # The same shape as ansible.builtin.async_status answers with, whatever happens.
         result.update(ansible_job_id=args["jid"], started=False, finished=False, stdout="", stderr="", stdout_lines=[], stderr_lines=[])
-        try:
-            module_args = dict(args, _async_dir=async_dir(self))
-            answer = run_host(self, "status", "detached.jobs.async_status", module_args, task_vars or {})
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
         job = answer.pop("job", None)
         operation_changed = bool(answer.get("changed"))
         operation_failed = bool(answer.get("failed"))

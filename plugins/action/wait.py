@@ -9,19 +9,11 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.detached.jobs.plugins.module_utils._entry import WAIT_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import collect
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
 
-ARGUMENT_SPEC = {
-    "jobs": {"type": "raw", "default": []},
-    "names": {"type": "list", "elements": "str", "default": []},
-    "timeout": {"type": "int", "default": 3600},
-    "poll": {"type": "int", "default": 15},
-    "fail_fast": {"type": "bool", "default": False},
-    "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
-    "cleanup": {"type": "bool", "default": False},
-    "return_when": {"type": "str", "choices": ["all", "any"], "default": "all"},
-}
+ARGUMENT_SPEC = WAIT_SPEC
 
 
 class ActionModule(ActionBase):

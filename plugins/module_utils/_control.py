@@ -15,16 +15,14 @@ import json
 import marshal
 import os
 import random
-import select
-import subprocess
 import sys
 import time
 import typing as t
 import zipfile
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids, _supervisor
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
-from ansible_collections.detached.jobs.plugins.module_utils import _supervisor
 
 _PKG = "ansible_collections/detached/jobs/plugins/module_utils"
 _ACK_TIMEOUT = 60.0
@@ -63,7 +61,7 @@ def supervisor_pyz(compiled: bool = True) -> bytes:
                 _PKG,
             ):
                 z.writestr(f"{pkg}/__init__.py", "")
-            for mod in (js, proc, _supervisor):
+            for mod in (_ids, js, proc, _supervisor):
                 path = f"{_PKG}/{mod.__name__.rsplit('.', 1)[-1]}.py"
                 if compiled:
                     code = compile(_source(mod), path, "exec", dont_inherit=True)
@@ -101,6 +99,8 @@ class JobSpec:
         self.grace = spec.get("grace", 5)
         self.output_limit = spec.get("output_limit")
         self.if_running = spec.get("if_running") or "attach"
+        # Set by the async keyword (ansible-core chose the id); else a new one is made at launch.
+        self.jid = _ids.validate_jid(spec["jid"]) if spec.get("jid") else None
         if self.name is not None:
             js.validate_name(self.name)
 
@@ -110,11 +110,10 @@ class JobSpec:
 
 
 class _Pending:
-    def __init__(self, jid: str, spec: JobSpec, popen: subprocess.Popen) -> None:
+    def __init__(self, jid: str, spec: JobSpec, spawned: proc.Spawned) -> None:
         self.jid = jid
         self.spec = spec
-        self.popen = popen
-        self.ack = b""
+        self.spawned = spawned
         self.error: str | None = None
 
 
@@ -144,7 +143,9 @@ def _prepare(store: js.JobStore, spec: JobSpec, jid: str) -> tuple[list[str], li
 
 
 def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pending:
-    jid = _new_jid(store)
+    jid = spec.jid or _new_jid(store)
+    if spec.jid and store.exists(jid):
+        raise LaunchError(f"job {jid} ({spec.label}): a job of this id exists already in {store.path}; it is left as it is")
     argv, written = _prepare(store, spec, jid)
     pyz = store.extra_path(jid, "pyz")
     try:
@@ -163,56 +164,27 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
             "grace": spec.grace,
             "output_limit": spec.output_limit,
         }
-        popen = subprocess.Popen(
-            [python, "-I", "-S", pyz],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            start_new_session=True,
-        )
+        spawned = proc.spawn_session([python, "-I", "-S", pyz], json.dumps(sup_spec).encode("utf-8"))
     except (OSError, js.JobStoreError) as ex:
         for path in written:
             _unlink(path)
         raise LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
-    if popen.stdin is None:  # Popen was given stdin=PIPE; this only narrows the type
-        raise LaunchError("the supervisor has no stdin pipe")
-    try:
-        popen.stdin.write(json.dumps(sup_spec).encode("utf-8"))
-        popen.stdin.close()
-    except OSError:
-        pass  # the supervisor died at once; its missing acknowledgement reports it
-    return _Pending(jid, spec, popen)
+    return _Pending(jid, spec, spawned)
 
 
 def _collect_acks(pending: list[_Pending]) -> None:
     """Read every supervisor's acknowledgement (it comes once the running status is recorded)."""
-    waiting = {p.popen.stdout.fileno(): p for p in pending if p.popen.stdout is not None}
-    deadline = time.monotonic() + _ACK_TIMEOUT
-    while waiting:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            for p in waiting.values():
-                p.error = f"job {p.jid}: its supervisor did not report within {_ACK_TIMEOUT:g}s"
-            break
-        ready, dummy, dummy = select.select(list(waiting), [], [], left)
-        for fd in ready:
-            chunk = os.read(fd, 4096)
-            p = waiting[fd]
-            if chunk:
-                p.ack += chunk
-                continue
-            del waiting[fd]
+    proc.read_answers([p.spawned for p in pending], _ACK_TIMEOUT)
     for p in pending:
-        if p.popen.stdout is not None:
-            p.popen.stdout.close()
-        if p.error is None:
-            try:
-                reply = json.loads(p.ack.decode("utf-8", errors="replace").strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                reply = {"failed": True, "msg": f"job {p.jid}: its supervisor exited without reporting (code {p.popen.poll()})"}
-            if not reply.get("ok"):
-                p.error = str(reply.get("msg", reply))
+        if p.spawned.error is not None:
+            p.error = f"job {p.jid}: its supervisor {p.spawned.error}"
+            continue
+        try:
+            reply = json.loads(p.spawned.answer.decode("utf-8", errors="replace").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            reply = {"failed": True, "msg": f"job {p.jid}: its supervisor exited without reporting (code {proc.exit_code(p.spawned)})"}
+        if not reply.get("ok"):
+            p.error = str(reply.get("msg", reply))
 
 
 def launch(store: js.JobStore, specs: list[JobSpec], python: str | None = None) -> list[dict]:

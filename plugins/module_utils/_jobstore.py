@@ -2,9 +2,9 @@
 # Copyright (c) detached.jobs contributors
 """The job directory and its status files. Private to the detached.jobs collection.
 
-This is the only code that knows the file format (see docs/architecture.md):
-job id and name validation, path containment, atomic writes, reads, listing,
-the name index and the directory lock. Standard library only, Python 3.8+.
+This is the only code that knows the file format (see docs/architecture.md): paths and their
+containment, atomic writes, reads, listing, the name index and the directory lock. The rules
+for job ids, names and states are in _ids (the controller shares them). Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -17,6 +17,28 @@ import re
 import stat
 import time
 
+from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noqa: F401 (the store's vocabulary, re-exported)
+    FAILED,
+    FINAL_STATES,
+    JID_PATTERN,
+    KILLED,
+    RUNNING,
+    STATES,
+    SUCCEEDED,
+    TIMEOUT,
+    VANISHED,
+    InvalidJobId,
+    InvalidName,
+    is_finished,
+    is_jid,
+    is_name,
+    new_jid,
+    state_of,
+    validate_jid,
+    validate_name,
+)
+from ansible_collections.detached.jobs.plugins.module_utils._ids import JobError as JobStoreError
+
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
 if TYPE_CHECKING:
     import typing as t
@@ -25,38 +47,14 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-TIMEOUT = "timeout"
-KILLED = "killed"
-VANISHED = "vanished"
-STATES = (RUNNING, SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
-FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
-
-# ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
-_JID_RE = re.compile(r"\A(?:j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})\Z")
-_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
 # '<jid>.<anything>': a job's extra files; '.<jid or name>.<pid>.<ns>.tmp': an atomic write's temporary file.
-_EXTRA_RE = re.compile(r"\A(j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})\.[^/]+\Z")
+_EXTRA_RE = re.compile(r"\A(" + JID_PATTERN + r")\.[^/]+\Z")
 _TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
 # Files that belong to a job: <jid>.<suffix>
 SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
 NAMES_DIR = ".names"
 LOCK_FILE = ".lock"
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
-
-
-class JobStoreError(Exception):
-    """A problem with the job directory or a job's files; the message names the thing involved."""
-
-
-class InvalidJobId(JobStoreError):
-    pass
-
-
-class InvalidName(JobStoreError):
-    pass
 
 
 class JobNotFound(JobStoreError):
@@ -67,47 +65,8 @@ class CorruptJob(JobStoreError):
     pass
 
 
-def validate_jid(jid: object) -> str:
-    """Return jid if it is a job id this collection accepts, else raise InvalidJobId."""
-    if not isinstance(jid, str) or not _JID_RE.match(jid):
-        raise InvalidJobId(f"invalid job id {jid!r}: expected an ansible-core id like 'j123456789012.4242' or a 16-hex-digit Mitogen id")
-    return jid
-
-
-def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidName(f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit")
-    return name
-
-
-def new_jid(rand: int, pid: int) -> str:
-    """A job id in ansible-core's form."""
-    return f"j{rand}.{pid}"
-
-
 def _os_error(what: str, ex: OSError) -> str:
     return f"{what}: {ex.strerror or ex}"
-
-
-def state_of(record: Record) -> str:
-    """The detached state of any status record, ours or one written by ansible-core's async_wrapper."""
-    meta = record.get("detached")
-    if isinstance(meta, dict) and meta.get("state") in STATES:
-        return str(meta["state"])
-    if not is_finished(record):
-        return RUNNING
-    if record.get("failed"):
-        if str(record.get("msg", "")).startswith("Timeout exceeded"):
-            return TIMEOUT
-        return FAILED
-    return SUCCEEDED
-
-
-def is_finished(record: Record) -> bool:
-    """ansible-core's rule: a record without 'started' is a finished module result."""
-    if "started" not in record:
-        return True
-    return bool(record.get("finished", False))
 
 
 def running_record(jid: str, results_file: str, meta: Record) -> Record:
@@ -305,7 +264,7 @@ class JobStore:
             except OSError as ex:
                 raise JobStoreError(_os_error(f"job {jid}: cannot remove {path}", ex)) from ex
             removed.append(path)
-        if isinstance(name, str) and _NAME_RE.match(name):
+        if isinstance(name, str) and is_name(name):
             try:
                 if self.name_get(name) == jid:
                     _unlink_quiet(self._name_path(name))
@@ -326,7 +285,7 @@ class JobStore:
             return []
         except OSError as ex:
             raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
-        return sorted(e for e in entries if _JID_RE.match(e))
+        return sorted(e for e in entries if is_jid(e))
 
     def scan(self) -> tuple[dict[str, list[str]], list[str]]:
         """One listing of the directory: ({jid: its files}, leftover temporary files).
@@ -346,7 +305,7 @@ class JobStore:
         tmps = []
         for entry in entries:
             path = os.path.join(self.path, entry)
-            if _JID_RE.match(entry):
+            if is_jid(entry):
                 jobs.setdefault(entry, []).insert(0, path)
             elif _TMP_RE.match(entry):
                 tmps.append(path)
@@ -378,7 +337,7 @@ class JobStore:
             return []
         except OSError as ex:
             raise JobStoreError(_os_error(f"cannot list {os.path.join(self.path, NAMES_DIR)}", ex)) from ex
-        return sorted(e for e in entries if _NAME_RE.match(e))
+        return sorted(e for e in entries if is_name(e))
 
     def stale_name(self, name: str, gone: t.Collection[str] = ()) -> str | None:
         """The index file of name if it points at no job (no status file, a job in gone, or no job id at all), else None."""

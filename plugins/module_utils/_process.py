@@ -253,3 +253,73 @@ def _run(argv: list[str]) -> str | None:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode("ascii", errors="replace")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+class Spawned:
+    """A process started in a session of its own, fed its input, whose one-line answer is awaited."""
+
+    def __init__(self, popen: t.Any) -> None:
+        self.popen = popen
+        self.answer = b""
+        self.error: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.popen.pid)
+
+
+def spawn_session(argv: list[str], data: bytes) -> Spawned:
+    """Start argv in a new session (stdin: data, stdout: a pipe for its answer, stderr: /dev/null).
+
+    Raises OSError when it cannot be started. A process that dies before reading its input is
+    not an error here: its missing answer reports it (see read_answers).
+    """
+    import subprocess  # not at module level: the supervisor, which imports this module, never spawns
+
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+    )
+    stdin = popen.stdin
+    try:
+        if stdin is not None:
+            stdin.write(data)
+            stdin.close()
+    except OSError:
+        pass
+    return Spawned(popen)
+
+
+def read_answers(spawned: list[Spawned], timeout: float) -> None:
+    """Read every spawned process's stdout until it closes, all at once, for up to timeout seconds.
+
+    Each one's output lands in .answer; one that does not answer in time gets .error.
+    """
+    import select
+
+    waiting = {s.popen.stdout.fileno(): s for s in spawned if s.popen.stdout is not None}
+    deadline = time.monotonic() + timeout
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for s in waiting.values():
+                s.error = f"did not report within {timeout:g}s"
+            break
+        ready, dummy, dummy = select.select(list(waiting), [], [], left)
+        for fd in ready:
+            chunk = os.read(fd, 4096)
+            if chunk:
+                waiting[fd].answer += chunk
+            else:
+                del waiting[fd]
+    for s in spawned:
+        if s.popen.stdout is not None:
+            s.popen.stdout.close()
+
+
+def exit_code(spawned: Spawned) -> int | None:
+    return spawned.popen.poll()

@@ -37,25 +37,15 @@ options:
     choices: [status, cleanup, kill]
     default: status
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
   - detached.jobs.internal
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: V(status) reads only; V(cleanup) and V(kill) report what they would do and change nothing.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: ansible.builtin.async_status
   - module: detached.jobs.wait
@@ -166,22 +156,11 @@ detached:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _ops
+from ansible_collections.detached.jobs.plugins.module_utils import _entry
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            jid=dict(type="str", required=True),
-            mode=dict(type="str", default="status", choices=["status", "cleanup", "kill"]),
-            _async_dir=dict(type="path", default="~/.ansible_async"),
-        ),
-        supports_check_mode=True,
-    )
-    result = _ops.status(module.params, module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    _entry.main(AnsibleModule, "status")
 
 
 if __name__ == "__main__":

@@ -74,24 +74,16 @@ options:
     type: path
     required: true
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
 attributes:
   action:
     support: none
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports what would be started or attached to, and starts nothing.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: detached.jobs.start
 author:
@@ -115,36 +107,11 @@ jobs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _ops
-
-_JOB_OPTIONS = dict(
-    module=dict(type="str"),
-    payload=dict(type="str", no_log=True),
-    interpreter=dict(type="list", elements="str"),
-    style=dict(type="str", default="new", choices=["new", "old", "non_native_want_json", "binary"]),
-    args_data=dict(type="str", no_log=True),
-    argv=dict(type="list", elements="str"),
-    chdir=dict(type="path"),
-    name=dict(type="str"),
-    if_running=dict(type="str", default="attach", choices=["attach", "fail", "restart"]),
-    timeout=dict(type="int", default=0),
-    grace=dict(type="int", default=5),
-    output_limit=dict(type="int"),
-)
+from ansible_collections.detached.jobs.plugins.module_utils import _entry
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            jobs=dict(type="list", elements="dict", required=True, options=_JOB_OPTIONS),
-            async_dir=dict(type="path", required=True),
-        ),
-        supports_check_mode=True,
-    )
-    result = _ops.start(module.params, module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    _entry.main(AnsibleModule, "start")
 
 
 if __name__ == "__main__":

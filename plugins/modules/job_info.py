@@ -61,25 +61,15 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
   - detached.jobs.internal
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Lists the same jobs; a vanished job is reported but not recorded as such.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: detached.jobs.async_status
   - module: detached.jobs.prune
@@ -232,18 +222,11 @@ async_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _query
+from ansible_collections.detached.jobs.plugins.module_utils import _entry
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(_query.JOB_INFO_SPEC, _async_dir=dict(type="path", default=_query.DEFAULT_ASYNC_DIR)),
-        supports_check_mode=True,
-    )
-    result = _query.job_info(module.params, module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    _entry.main(AnsibleModule, "job_info")
 
 
 if __name__ == "__main__":

@@ -51,25 +51,15 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
   - detached.jobs.internal
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports what would be removed (RV(removed), RV(files)) and removes nothing.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: detached.jobs.job_info
   - module: detached.jobs.async_status
@@ -128,18 +118,11 @@ async_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _query
+from ansible_collections.detached.jobs.plugins.module_utils import _entry
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(_query.PRUNE_SPEC, _async_dir=dict(type="path", default=_query.DEFAULT_ASYNC_DIR)),
-        supports_check_mode=True,
-    )
-    result = _query.prune(module.params, module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    _entry.main(AnsibleModule, "prune")
 
 
 if __name__ == "__main__":

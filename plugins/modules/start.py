@@ -138,25 +138,17 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
 attributes:
-  action:
-    support: full
   async:
     support: none
     details: This is what the action does itself; do not combine it with the C(async) keyword.
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Starts nothing; reports whether each job would be started or attached to.
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 notes:
   - The host needs Python 3.8 or newer for the supervisor, even in command mode.
 seealso:

@@ -98,17 +98,12 @@ options:
     type: float
     default: 0
 extends_documentation_fragment:
+  - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
   - detached.jobs.internal
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details:
@@ -116,11 +111,6 @@ attributes:
       - Jobs still running are reported as running, not as problems.
       - The results of check-mode M(detached.jobs.start) tasks are accepted; the jobs they would
         have started are left out (with only those, the task reports nothing to wait for and succeeds).
-  diff_mode:
-    support: none
-  platform:
-    support: full
-    platforms: posix
 seealso:
   - module: detached.jobs.start
   - module: detached.jobs.async_status
@@ -230,33 +220,11 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.detached.jobs.plugins.module_utils import _ops
+from ansible_collections.detached.jobs.plugins.module_utils import _entry
 
 
 def main() -> None:
-    # The public options are handled by the wait action on the controller; the host side gets
-    # the job ids it resolved (_jids), what to do (_mode) and how long to block (_block).
-    module = AnsibleModule(
-        argument_spec=dict(
-            jobs=dict(type="list", elements="raw", default=[]),
-            names=dict(type="list", elements="str", default=[]),
-            timeout=dict(type="int", default=3600),
-            poll=dict(type="int", default=15),
-            fail_fast=dict(type="bool", default=False),
-            on_timeout=dict(type="str", default="fail", choices=["fail", "kill"]),
-            cleanup=dict(type="bool", default=False),
-            return_when=dict(type="str", default="all", choices=["all", "any"]),
-            _jids=dict(type="list", elements="str", default=[]),
-            _mode=dict(type="str", default="wait", choices=["wait", "kill", "cleanup"]),
-            _block=dict(type="float", default=0),
-            _async_dir=dict(type="path", default="~/.ansible_async"),
-        ),
-        supports_check_mode=True,
-    )
-    result = _ops.wait(module.params, module.check_mode)
-    if result.get("failed"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    _entry.main(AnsibleModule, "wait")
 
 
 if __name__ == "__main__":

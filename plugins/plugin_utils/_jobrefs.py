@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Mapping
 
-from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 
 
 class JobRef:
@@ -95,8 +95,8 @@ def _collect(value: t.Any, where: str, label: str | None, async_dir: str | None 
         return refs
     if isinstance(value, str):
         try:
-            return [JobRef(js.validate_jid(value.strip()), label, async_dir)]
-        except js.InvalidJobId as ex:
+            return [JobRef(ids.validate_jid(value.strip()), label, async_dir)]
+        except ids.InvalidJobId as ex:
             return [JobRef(None, label, error=f"{where}: {ex}")]
     return [JobRef(None, label, error=f"{where}: expected a job id, a registered result or a list, got {_kind(value)} {_short(value)}")]
 

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""The names of things, shared by the host code and the controller. Private to detached.jobs.
+
+Job ids, job names and job states, and how a status read from a job is classified. The
+controller (plugin_utils) needs these rules too; it imports this module and never the job
+store, which stays host-only. Standard library only, Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import re
+
+TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
+if TYPE_CHECKING:
+    import typing as t
+
+    Record = t.Dict[str, t.Any]
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMEOUT = "timeout"
+KILLED = "killed"
+VANISHED = "vanished"
+STATES = (RUNNING, SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
+FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
+
+# ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
+JID_PATTERN = r"(?:j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})"
+_JID_RE = re.compile(r"\A" + JID_PATTERN + r"\Z")
+_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
+
+
+class JobError(Exception):
+    """A problem with a job or its files; the message names the thing involved."""
+
+
+class InvalidJobId(JobError):
+    pass
+
+
+class InvalidName(JobError):
+    pass
+
+
+def is_jid(value: object) -> bool:
+    return isinstance(value, str) and _JID_RE.match(value) is not None
+
+
+def is_name(value: object) -> bool:
+    return isinstance(value, str) and _NAME_RE.match(value) is not None
+
+
+def validate_jid(jid: object) -> str:
+    """Return jid if it is a job id this collection accepts, else raise InvalidJobId."""
+    if not isinstance(jid, str) or not is_jid(jid):
+        raise InvalidJobId(f"invalid job id {jid!r}: expected an ansible-core id like 'j123456789012.4242' or a 16-hex-digit Mitogen id")
+    return jid
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not is_name(name):
+        raise InvalidName(f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit")
+    return name
+
+
+def new_jid(rand: int, pid: int) -> str:
+    """A job id in ansible-core's form."""
+    return f"j{rand}.{pid}"
+
+
+def is_finished(record: Record) -> bool:
+    """ansible-core's rule: a record without 'started' is a finished module result."""
+    if "started" not in record:
+        return True
+    return bool(record.get("finished", False))
+
+
+def state_of(record: Record) -> str:
+    """The detached state of any status, ours or one written by ansible-core's async_wrapper."""
+    meta = record.get("detached")
+    if isinstance(meta, dict) and meta.get("state") in STATES:
+        return str(meta["state"])
+    if not is_finished(record):
+        return RUNNING
+    if record.get("failed"):
+        if str(record.get("msg", "")).startswith("Timeout exceeded"):
+            return TIMEOUT
+        return FAILED
+    return SUCCEEDED
