@@ -17,7 +17,7 @@ import re
 import stat
 import time
 
-from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noqa: F401 (the store's vocabulary, re-exported)
+from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noqa: F401  # pylint: disable=unused-import  # the store's vocabulary, re-exported
     FAILED,
     FINAL_STATES,
     JID_PATTERN,
