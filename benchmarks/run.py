@@ -274,21 +274,36 @@ def ordered(index: int, first: str, second: str) -> list[str]:
     return [first, second] if index % 2 == 0 else [second, first]
 
 
-def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> dict[str, t.Any]:
-    n: int = opts.n
-    token: str = ctx["token"]
-    rdir = os.path.join(ctx["work"], f"r{index}")
-    wait_dirs = {"keyword": os.path.join(rdir, "wait_keyword"), "detached": os.path.join(rdir, "wait_detached")}
-    for path in wait_dirs.values():
-        os.makedirs(path)
+class Variant(t.NamedTuple):
+    """One ansible-playbook run of a repeat: its name, the playbook, the environment it adds and the steps it runs."""
+
+    name: str
+    playbook: str
+    env: dict[str, str]
+    steps: t.Callable[[int], list[str]]
+
+
+def main_steps(index: int) -> list[str]:
+    """Every measurement of both sides, the pairs in alternating order (by repeat)."""
     steps = ["floor"]
     for step in ordered(index, "launch_keyword", "launch_detached"):
         steps += [step, "reap"]
     steps += ["batch_detached", "reap"]
     steps += ordered(index, "wait_keyword", "wait_detached")
     steps += ["memory_keyword", "memory_detached"]
-    sleeps = {kind: sleep_arg(kind, token) for kind in SLEEP_KINDS}
-    extra = {
+    return steps
+
+
+# The playbook runs of every repeat, one after the other. Another variant (say the keyword's steps
+# with a drop-in switch on) is one more row: its name, playbook, extra environment and steps.
+VARIANTS = [Variant("main", PLAYBOOK, {}, main_steps)]
+SIDES = ("keyword", "detached")
+
+
+def repeat_vars(opts: argparse.Namespace, ctx: dict[str, t.Any], steps: list[str], sleeps: dict[str, str], wait_dirs: dict[str, str]) -> dict[str, t.Any]:
+    """The variables (-e @file) of one playbook run."""
+    n: int = opts.n
+    return {
         "bench_n": n,
         "bench_steps": steps,
         "bench_sleep": sleeps,
@@ -298,13 +313,11 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
         "bench_wait_batch": [{"argv": [opts.python, DEADLINE_JOB, wait_dirs["detached"], str(i)]} for i in range(n)],
         "bench_deadline_job": DEADLINE_JOB,
         "bench_margin": MARGIN,
-        "bench_reap": [opts.python, os.path.abspath(__file__), "--reap", token, "--work", ctx["work"]],
+        "bench_reap": [opts.python, os.path.abspath(__file__), "--reap", ctx["token"], "--work", ctx["work"]],
     }
-    vars_file = os.path.join(rdir, "vars.json")
-    with open(vars_file, "w", encoding="utf-8") as stream:
-        json.dump(extra, stream)
-    timings_file = os.path.join(rdir, "timings.jsonl")
-    log_file = os.path.join(rdir, "ansible.log")
+
+
+def playbook_env(opts: argparse.Namespace, timings_file: str, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -318,7 +331,12 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
             "ANSIBLE_LOCALHOST_WARNING": "0",
         }
     )
-    cmd = [ctx["ansible_playbook"], "-i", ctx["inventory"], "-e", "@" + vars_file, PLAYBOOK]
+    env.update(extra)
+    return env
+
+
+def run_playbook(index: int, ctx: dict[str, t.Any], cmd: list[str], env: dict[str, str], log_file: str) -> float:
+    """Runs ansible-playbook (output to log_file); returns how long it took."""
     started = time.time()
     with open(log_file, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, cwd=ctx["work"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -331,16 +349,13 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise BenchError(f"repeat {index + 1}: ansible-playbook did not finish within 900 s; end of its output:\n" + tail(log_file)) from None
             raise
-    playbook_seconds = time.time() - started
     if proc.returncode != 0:
         raise BenchError(f"repeat {index + 1}: ansible-playbook failed (rc {proc.returncode}); end of its output:\n" + tail(log_file))
-    time.sleep(1)  # let the last jobs settle before their memory is read
-    memory = {
-        "keyword": measure_memory(sleeps["memory_keyword"], n),
-        "detached": measure_memory(sleeps["memory_detached"], n),
-    }
-    reap(token, ctx["work"])
+    return time.time() - started
 
+
+def read_timings(index: int, timings_file: str, steps: list[str]) -> dict[str, dict[str, t.Any]]:
+    """The bench_timer records of the tasks named "bench: <step>", by step; every step must have succeeded."""
     timings: dict[str, dict[str, t.Any]] = {}
     with open(timings_file, encoding="utf-8") as stream:
         for line in stream:
@@ -351,39 +366,68 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
         record = timings.get(step)
         if record is None or record["status"] != "ok" or record["start"] is None:
             raise BenchError(f"repeat {index + 1}: no successful timing for step {step}: {record}")
+    return timings
+
+
+def run_variant(index: int, variant: Variant, opts: argparse.Namespace, ctx: dict[str, t.Any], rdir: str, common: dict[str, t.Any]) -> dict[str, t.Any]:
+    """One playbook run of a repeat, then the memory of the jobs it left running; returns seconds, timings and memory."""
+    prefix = "" if variant.name == "main" else f"{variant.name}."
+    steps = variant.steps(index)
+    vars_file = os.path.join(rdir, f"{prefix}vars.json")
+    with open(vars_file, "w", encoding="utf-8") as stream:
+        json.dump(repeat_vars(opts, ctx, steps, common["sleeps"], common["wait_dirs"]), stream)
+    timings_file = os.path.join(rdir, f"{prefix}timings.jsonl")
+    cmd = [ctx["ansible_playbook"], "-i", ctx["inventory"], "-e", "@" + vars_file, variant.playbook]
+    seconds = run_playbook(index, ctx, cmd, playbook_env(opts, timings_file, variant.env), os.path.join(rdir, f"{prefix}ansible.log"))
+    time.sleep(1)  # let the last jobs settle before their memory is read
+    memory = {side: measure_memory(common["sleeps"][f"memory_{side}"], opts.n) for side in SIDES if f"memory_{side}" in steps}
+    reap(ctx["token"], ctx["work"])
+    return {"steps": steps, "seconds": seconds, "timings": read_timings(index, timings_file, steps), "memory": memory}
+
+
+def wait_figures(index: int, n: int, directory: str, side: str, record: dict[str, t.Any]) -> dict[str, float]:
+    """Wait latency of one side: its wait task's end minus the last job's end (each job wrote its end in directory)."""
+    ends = [float(open(os.path.join(directory, name), encoding="ascii").read()) for name in os.listdir(directory) if name.startswith("end.")]
+    if len(ends) != n:
+        raise BenchError(f"repeat {index + 1}: {len(ends)} of {n} wait jobs ({side}) recorded their end")
+    with open(os.path.join(directory, "deadline"), encoding="ascii") as stream:
+        deadline = float(stream.read())
+    return {
+        "latency": record["end"] - max(ends),
+        "waiting_before_deadline": deadline - record["start"],
+        "last_end_after_deadline": max(ends) - deadline,
+    }
+
+
+def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> dict[str, t.Any]:
+    n: int = opts.n
+    rdir = os.path.join(ctx["work"], f"r{index}")
+    wait_dirs = {side: os.path.join(rdir, f"wait_{side}") for side in SIDES}
+    for path in wait_dirs.values():
+        os.makedirs(path)
+    common = {"sleeps": {kind: sleep_arg(kind, ctx["token"]) for kind in SLEEP_KINDS}, "wait_dirs": wait_dirs}
+    done = [run_variant(index, variant, opts, ctx, rdir, common) for variant in VARIANTS]
+    timings = {step: record for run in done for step, record in run["timings"].items()}
+    memory = {side: mem for run in done for side, mem in run["memory"].items()}
 
     def seconds(step: str) -> float:
         return float(timings[step]["end"] - timings[step]["start"])
 
-    def wait_figures(side: str) -> dict[str, float]:
-        directory = wait_dirs[side]
-        ends = [float(open(os.path.join(directory, name), encoding="ascii").read()) for name in os.listdir(directory) if name.startswith("end.")]
-        if len(ends) != n:
-            raise BenchError(f"repeat {index + 1}: {len(ends)} of {n} wait jobs ({side}) recorded their end")
-        with open(os.path.join(directory, "deadline"), encoding="ascii") as stream:
-            deadline = float(stream.read())
-        record = timings[f"wait_{side}"]
-        return {
-            "latency": record["end"] - max(ends),
-            "waiting_before_deadline": deadline - record["start"],
-            "last_end_after_deadline": max(ends) - deadline,
-        }
-
     figures: dict[str, t.Any] = {
-        "order": steps,
-        "playbook_seconds": playbook_seconds,
+        "order": [step for run in done for step in run["steps"]],
+        "playbook_seconds": sum(run["seconds"] for run in done),
         "floor_per_item": seconds("floor") / n,
         "launch_keyword_total": seconds("launch_keyword"),
         "launch_detached_total": seconds("launch_detached"),
         "launch_keyword_per_job": seconds("launch_keyword") / n,
         "launch_detached_per_job": seconds("launch_detached") / n,
         "batch_detached_total": seconds("batch_detached"),
-        "wait_keyword": wait_figures("keyword"),
-        "wait_detached": wait_figures("detached"),
-        "memory_keyword": memory["keyword"],
-        "memory_detached": memory["detached"],
     }
-    for side in ("keyword", "detached"):
+    for side in SIDES:
+        figures[f"wait_{side}"] = wait_figures(index, n, wait_dirs[side], side, timings[f"wait_{side}"])
+    for side in SIDES:
+        figures[f"memory_{side}"] = memory[side]
+    for side in SIDES:
         if figures[f"wait_{side}"]["waiting_before_deadline"] <= 0:
             print(f"warning: repeat {index + 1}: the {side} wait task started after the jobs' deadline; raise MARGIN", file=sys.stderr)
     return figures
@@ -665,6 +709,78 @@ def on_sigterm(signum: int, frame: t.Any) -> None:
     raise KeyboardInterrupt
 
 
+def prepare(opts: argparse.Namespace, token: str, work: str) -> dict[str, t.Any]:
+    """Finds ansible-playbook and the collection, writes the inventory; the context of every repeat."""
+    ansible_playbook = find_ansible_playbook(opts.ansible_playbook)
+    if not os.path.isdir(os.path.join(opts.collections_path, "ansible_collections", "detached", "jobs")):
+        raise BenchError(f"detached.jobs is not in {opts.collections_path} (run `make setup`, or give --collections-path)")
+    inventory = os.path.join(work, "inventory.ini")
+    with open(inventory, "w", encoding="utf-8") as stream:
+        stream.write(
+            "[bench]\n"
+            f"localhost ansible_connection=local ansible_python_interpreter={opts.python}"
+            f" ansible_async_dir={work}/async ansible_remote_tmp={work}/tmp\n"
+        )
+    return {"token": token, "work": work, "inventory": inventory, "ansible_playbook": ansible_playbook}
+
+
+def benchmark(opts: argparse.Namespace, ctx: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Every repeat, then the results (what results.json holds)."""
+    version = core_version(ctx["ansible_playbook"])
+    host_python = subprocess.run([opts.python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True)
+    print(f"benchmark: N={opts.n}, {opts.repeat} repeat(s), ansible-core {version}, host Python {host_python.stdout.strip()} ({opts.python})", flush=True)
+    runs = []
+    load_before = os.getloadavg()[0]
+    for index in range(opts.repeat):
+        t0 = time.time()
+        runs.append(run_repeat(index, opts, ctx))
+        print(f"  repeat {index + 1}/{opts.repeat} done in {time.time() - t0:.0f} s", flush=True)
+    comps, med = summarise(runs)
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "n": opts.n,
+        "repeat": opts.repeat,
+        "quick": opts.quick,
+        "ansible_core": version,
+        "controller_python": platform.python_version(),
+        "host_python": host_python.stdout.strip(),
+        "machine": machine(),
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
+        "memory_metric": med["memory_metric"],
+        "comparisons": comps,
+        "median": med,
+        "runs": runs,
+    }
+
+
+def report(opts: argparse.Namespace, results: dict[str, t.Any]) -> None:
+    """Prints the tables, writes results.json and the chart (copied to the docs with --docs)."""
+    print()
+    print(table(results))
+    print()
+    if opts.repeat > 1:
+        print(spread(results))
+        print()
+    load = results["load_average"]
+    print(f"load average (1 min) before/after: {load['before']:.2f} / {load['after']:.2f} on {results['machine']['cpus']} CPUs")
+    os.makedirs(opts.out, exist_ok=True)
+    with open(os.path.join(opts.out, "results.json"), "w", encoding="utf-8") as stream:
+        json.dump(results, stream, indent=2)
+        stream.write("\n")
+    png = os.path.join(opts.out, "benchmark.png")
+    skipped = chart(results, png)
+    if skipped:
+        print(f"note: no chart: {skipped}")
+    else:
+        print(f"chart: {png}")
+        if opts.docs:
+            shutil.copyfile(png, os.path.join(ROOT, "docs", "performance.png"))
+            print(f"chart copied to {os.path.join(ROOT, 'docs', 'performance.png')}")
+    print(f"results: {os.path.join(opts.out, 'results.json')}")
+    missed = [c["id"] for c in results["comparisons"] if not c["met"]]
+    print("targets: all met" if not missed else f"targets missed: {', '.join(missed)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     if opts.reap:
@@ -677,66 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     token = f"{random.randrange(10**6):06d}"
     work = tempfile.mkdtemp(prefix=f"dj-bench-{token}-")
     try:
-        ansible_playbook = find_ansible_playbook(opts.ansible_playbook)
-        if not os.path.isdir(os.path.join(opts.collections_path, "ansible_collections", "detached", "jobs")):
-            raise BenchError(f"detached.jobs is not in {opts.collections_path} (run `make setup`, or give --collections-path)")
-        inventory = os.path.join(work, "inventory.ini")
-        with open(inventory, "w", encoding="utf-8") as stream:
-            stream.write(
-                "[bench]\n"
-                f"localhost ansible_connection=local ansible_python_interpreter={opts.python}"
-                f" ansible_async_dir={work}/async ansible_remote_tmp={work}/tmp\n"
-            )
-        version = core_version(ansible_playbook)
-        host_python = subprocess.run([opts.python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True)
-        ctx = {"token": token, "work": work, "inventory": inventory, "ansible_playbook": ansible_playbook}
-        print(f"benchmark: N={opts.n}, {opts.repeat} repeat(s), ansible-core {version}, host Python {host_python.stdout.strip()} ({opts.python})", flush=True)
-        runs = []
-        load_before = os.getloadavg()[0]
-        for index in range(opts.repeat):
-            t0 = time.time()
-            runs.append(run_repeat(index, opts, ctx))
-            print(f"  repeat {index + 1}/{opts.repeat} done in {time.time() - t0:.0f} s", flush=True)
-        comps, med = summarise(runs)
-        results = {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "n": opts.n,
-            "repeat": opts.repeat,
-            "quick": opts.quick,
-            "ansible_core": version,
-            "controller_python": platform.python_version(),
-            "host_python": host_python.stdout.strip(),
-            "machine": machine(),
-            "load_average": {"before": load_before, "after": os.getloadavg()[0]},
-            "memory_metric": med["memory_metric"],
-            "comparisons": comps,
-            "median": med,
-            "runs": runs,
-        }
-        print()
-        print(table(results))
-        print()
-        if opts.repeat > 1:
-            print(spread(results))
-            print()
-        load = results["load_average"]
-        print(f"load average (1 min) before/after: {load['before']:.2f} / {load['after']:.2f} on {results['machine']['cpus']} CPUs")
-        os.makedirs(opts.out, exist_ok=True)
-        with open(os.path.join(opts.out, "results.json"), "w", encoding="utf-8") as stream:
-            json.dump(results, stream, indent=2)
-            stream.write("\n")
-        png = os.path.join(opts.out, "benchmark.png")
-        skipped = chart(results, png)
-        if skipped:
-            print(f"note: no chart: {skipped}")
-        else:
-            print(f"chart: {png}")
-            if opts.docs:
-                shutil.copyfile(png, os.path.join(ROOT, "docs", "performance.png"))
-                print(f"chart copied to {os.path.join(ROOT, 'docs', 'performance.png')}")
-        print(f"results: {os.path.join(opts.out, 'results.json')}")
-        missed = [c["id"] for c in comps if not c["met"]]
-        print("targets: all met" if not missed else f"targets missed: {', '.join(missed)}")
+        report(opts, benchmark(opts, prepare(opts, token, work)))
         return 0
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

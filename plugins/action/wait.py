@@ -23,6 +23,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if args["poll"] < 1:
+            raise AnsibleActionFail(f"poll must be at least 1 second, got {args['poll']}")
         for key in ("timeout", "poll"):
             if args[key] < 0:
                 raise AnsibleActionFail(f"{key} must be 0 or more, got {args[key]}")

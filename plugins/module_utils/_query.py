@@ -260,22 +260,48 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
     except (QueryError, js.JobStoreError) as ex:
         return _fail(str(ex), **result)
-    errors: list[str] = []
+    remover = _Remover(store, check_mode)
+    _prune_jobs(jobs, older, states, names, remover, result)
+    if not names:
+        result["files"].extend(_prune_leftovers([p for files in orphans.values() for p in files] + tmps, older, remover))
+    _prune_names(store, names, remover, result)
+    result["changed"] = bool(result["files"])
+    if remover.errors:
+        return _fail(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", **result)
+    return result
 
-    def remove(paths: list[str]) -> list[str]:
-        if check_mode:
+
+class _Remover:
+    """Removes files of a job directory (in check mode only says which exist), collecting the errors."""
+
+    def __init__(self, store: js.JobStore, check_mode: bool) -> None:
+        self.store = store
+        self.check_mode = check_mode
+        self.errors: list[str] = []
+
+    def __call__(self, paths: list[str]) -> list[str]:
+        """The paths removed (in check mode: the paths that would be)."""
+        if self.check_mode:
             return [p for p in paths if os.path.lexists(p)]
         gone = []
         for path in paths:
             try:
-                if store.discard(path):
+                if self.store.discard(path):
                     gone.append(path)
             except js.JobStoreError as ex:
-                errors.append(str(ex))
+                self.errors.append(str(ex))
         return gone
 
+
+def _still_running(job: Job) -> bool:
+    """Not finished, or vanished with its process still running unsupervised."""
+    return job.view is not None and (not job.view["finished"] or (job.state == js.VANISHED and _control.child_alive(job.meta)))
+
+
+def _prune_jobs(jobs: list[Job], older: float, states: set[str], names: set[str], remove: _Remover, result: dict) -> None:
+    """Remove the selected jobs old enough: their ids go to result removed, their files to result files."""
     for job in jobs:
-        if job.view is not None and (not job.view["finished"] or (job.state == js.VANISHED and _control.child_alive(job.meta))):
+        if _still_running(job):
             result["kept_running"] += 1
             continue
         if job.state not in states or (names and job.name not in names):
@@ -286,29 +312,33 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         if gone:
             result["removed"].append(job.jid)
             result["files"].extend(gone)
-    if not names:
-        now = time.time()
-        leftovers = [p for files in orphans.values() for p in files] + tmps
-        for path in leftovers:
-            try:
-                age = now - os.lstat(path).st_mtime
-            except OSError:
-                continue
-            if age >= max(older, LEFTOVER_MIN_AGE):
-                result["files"].extend(remove([path]))
+
+
+def _prune_leftovers(paths: list[str], older: float, remove: _Remover) -> list[str]:
+    """Remove leftover files older than the age and than LEFTOVER_MIN_AGE; returns those removed."""
+    now = time.time()
+    gone = []
+    for path in paths:
+        try:
+            age = now - os.lstat(path).st_mtime
+        except OSError:
+            continue
+        if age >= max(older, LEFTOVER_MIN_AGE):
+            gone.extend(remove([path]))
+    return gone
+
+
+def _prune_names(store: js.JobStore, names: set[str], remove: _Remover, result: dict) -> None:
+    """Remove name index entries (of the given names, or all) that point at no job; their paths go to result files."""
     try:
-        gone_jids = set(result["removed"]) if check_mode else set()
+        gone_jids = set(result["removed"]) if remove.check_mode else set()
         for name in store.names():
             if names and name not in names:
                 continue
             stale = store.stale_name(name, gone_jids)
-            if stale is not None and not check_mode:
+            if stale is not None and not remove.check_mode:
                 stale = store.name_remove_stale(name)  # again under the lock: a start may be claiming the name
             if stale is not None:
                 result["files"].append(stale)
     except js.JobStoreError as ex:
-        errors.append(str(ex))
-    result["changed"] = bool(result["files"])
-    if errors:
-        return _fail(f"could not remove every file of the pruned jobs: {'; '.join(errors)}", **result)
-    return result
+        remove.errors.append(str(ex))

@@ -46,7 +46,8 @@ options:
   poll:
     description:
       - The longest a single remote call blocks, in seconds. Lower it when a firewall cuts idle
-        connections quickly. It does not delay noticing a finished job.
+        connections quickly. It does not delay noticing a finished job. At least V(1); V(0) is
+        an error.
     type: int
     default: 15
   fail_fast:

@@ -84,67 +84,79 @@ class Waiter:
         for i, ref in enumerate(self.refs):
             if ref.error:
                 self.errors[f"input {i}"] = ref.error
-        pending = [r.jid for r in self.refs if r.jid]
-        labels = {r.jid: r.label for r in self.refs if r.jid}
-        names = list(self.names)
-        order: list[str] = list(pending)
-        total = len(pending) + len(names)
-        timed_out = stopped = unreachable = False
-        done = 0
-        while pending or names:
+        state = _State(self.refs, self.names)
+        self._wait(state, deadline)
+        still = list(state.pending)
+        killed = self._kill(still) if still and self.on_timeout == "kill" and (state.timed_out or state.stopped) else []
+        self._cleanup(state.order)
+        return self._summary(state.order, state.labels, time.monotonic() - started, state.timed_out, state.stopped, state.unreachable, killed, still)
+
+    def _wait(self, state: _State, deadline: float | None) -> None:
+        """Rounds of remote calls until no job is pending, the deadline passes or a reason to stop early comes up."""
+        while state.pending or state.names:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                timed_out = True
-                break
+                state.timed_out = True
+                return
             block = self.poll if deadline is None else min(self.poll, deadline - now)
             try:
                 # With no overall deadline, a dropped connection is retried for up to RECONNECT_WINDOW.
-                res = self._call("wait", pending, block, names, deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW)
+                res = self._call("wait", state.pending, block, state.names, deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW)
             except _Unreachable as ex:
-                unreachable = True
+                state.unreachable = True
                 self.errors["connection"] = f"{self.host}: connection lost and not back before the timeout: {ex}"
-                break
-            self.remote_dir = res.get("async_dir") or self.remote_dir
-            for name, jid in (res.get("names") or {}).items():
-                if jid and jid not in order:
-                    order.append(jid)
-                    pending.append(jid)
-                    labels.setdefault(jid, name)
-            names = []
-            for key, msg in (res.get("errors") or {}).items():
-                self.errors[key] = msg
-                if key in pending:
-                    pending.remove(key)
-                    done += 1
-            for jid, view in (res.get("jobs") or {}).items():
-                self.views[jid] = with_lines(view)
-                if view.get("finished") and jid in pending:
-                    pending.remove(jid)
-                    done += 1
-                    self._progress(jid, labels.get(jid), view, done, total)
+                return
+            self._take(state, res)
             if self.fail_fast and self._any_bad():
-                stopped = True
-                break
-            if pending and self.action._task.check_mode:
+                state.stopped = True
+                return
+            if state.pending and self.action._task.check_mode:
                 self.partial = True  # check mode reads the jobs once
-                break
-            if pending and self.return_when == "any" and (done or self.errors):
+                return
+            if state.pending and self.return_when == "any" and (state.done or self.errors):
                 self.partial = True  # at least one job ended (or cannot be found)
-                break
-        still = list(pending)
+                return
+
+    def _take(self, state: _State, res: dict) -> None:
+        """Take in one round's answer: the jobs the names found, errors, and the jobs read (finished ones leave pending)."""
+        self.remote_dir = res.get("async_dir") or self.remote_dir
+        for name, jid in (res.get("names") or {}).items():
+            if jid and jid not in state.order:
+                state.order.append(jid)
+                state.pending.append(jid)
+                state.labels.setdefault(jid, name)
+        state.names = []
+        for key, msg in (res.get("errors") or {}).items():
+            self.errors[key] = msg
+            if key in state.pending:
+                state.pending.remove(key)
+                state.done += 1
+        for jid, view in (res.get("jobs") or {}).items():
+            self.views[jid] = with_lines(view)
+            if view.get("finished") and jid in state.pending:
+                state.pending.remove(jid)
+                state.done += 1
+                self._progress(jid, state.labels.get(jid), view, state.done, state.total)
+
+    def _kill(self, jids: list[str]) -> list[str]:
+        """Kill the jobs still running (not in check mode); returns the ids killed."""
+        if self.action._task.check_mode:
+            return []
         killed: list[str] = []
-        if still and self.on_timeout == "kill" and (timed_out or stopped) and not self.action._task.check_mode:
-            res = self._call("kill", still, 0, deadline=time.monotonic() + 60)
-            for jid, view in (res.get("jobs") or {}).items():
-                self.views[jid] = view
-                killed.append(jid)
-            for key, msg in (res.get("errors") or {}).items():
-                self.errors[key] = msg
+        res = self._call("kill", jids, 0, deadline=time.monotonic() + 60)
+        for jid, view in (res.get("jobs") or {}).items():
+            self.views[jid] = view
+            killed.append(jid)
+        for key, msg in (res.get("errors") or {}).items():
+            self.errors[key] = msg
+        return killed
+
+    def _cleanup(self, order: list[str]) -> None:
+        """With cleanup (not in check mode), remove the finished jobs."""
         if self.cleanup and not self.action._task.check_mode:
             finished = [jid for jid in order if self.views.get(jid, {}).get("finished")]
             if finished:
                 self._call("cleanup", finished, 0, deadline=time.monotonic() + 60)
-        return self._summary(order, labels, time.monotonic() - started, timed_out, stopped, unreachable, killed, still)
 
     def _any_bad(self) -> bool:
         return bool(self.errors) or any(v.get("finished") and js.state_of(v) != js.SUCCEEDED for v in self.views.values())
@@ -231,6 +243,19 @@ def with_lines(view: dict) -> dict:
         if isinstance(view.get(key), str) and f"{key}_lines" not in view:
             view[f"{key}_lines"] = view[key].splitlines()
     return view
+
+
+class _State:
+    """Where a wait stands: the jobs pending, every job in the order reported, labels, how many ended, and why it stopped."""
+
+    def __init__(self, refs: list[JobRef], names: list[str]) -> None:
+        self.pending: list[str] = [r.jid for r in refs if r.jid]
+        self.labels: dict[str, str | None] = {r.jid: r.label for r in refs if r.jid}
+        self.names = list(names)
+        self.order: list[str] = list(self.pending)
+        self.total = len(self.pending) + len(self.names)
+        self.done = 0
+        self.timed_out = self.stopped = self.unreachable = False
 
 
 class _Unreachable(Exception):

@@ -20,6 +20,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _control as c
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
@@ -28,14 +29,7 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
     s = js.JobStore(str(tmp_path / "jobs"))
     yield s
-    # never leave a job running: kill whatever is still going
-    for jid in s.list_jids():
-        try:
-            view = ctl.status(s, jid, persist=False)
-            if not view["finished"] and view["detached"].get("pid") != os.getpid():  # (a record made up from this process)
-                ctl.kill(s, jid, wait=5)
-        except js.JobStoreError:
-            pass
+    kill_leftovers(s)
 
 
 def cmd(argv: list[str], **extra: t.Any) -> ctl.JobSpec:
@@ -51,21 +45,6 @@ def start_one(store: js.JobStore, spec: ctl.JobSpec) -> dict:
     (result,) = ctl.start(store, [spec])
     assert not result.get("failed"), result
     return result
-
-
-def wait_done(store: js.JobStore, jid: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        view = ctl.status(store, jid)
-        if view["finished"]:
-            # The supervisor removes the job's temporary files just after it records the result: let it finish.
-            meta = view["detached"]
-            while proc.is_alive(meta.get("pid"), meta.get("pid_start")):
-                assert time.monotonic() < deadline, f"the supervisor of {jid} did not exit"
-                time.sleep(0.01)
-            return view
-        assert time.monotonic() < deadline, f"job {jid} still running: {view}"
-        time.sleep(0.02)
 
 
 def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> None:

@@ -20,6 +20,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _control as c
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
 JID = "j123456789012.4242"
 
@@ -28,30 +29,13 @@ JID = "j123456789012.4242"
 def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
     s = js.JobStore(str(tmp_path / "jobs"))
     yield s
-    for jid in s.list_jids():
-        try:
-            if not ctl.status(s, jid, persist=False)["finished"]:
-                ctl.kill(s, jid, wait=5)
-        except js.JobStoreError:
-            pass
+    kill_leftovers(s)
 
 
 def run_job(store: js.JobStore, spec: dict, timeout: float = 30.0) -> dict:
     (result,) = ctl.start(store, [ctl.JobSpec(spec)])
     assert not result.get("failed"), result
-    jid = result["ansible_job_id"]
-    deadline = time.monotonic() + timeout
-    while True:
-        view = ctl.status(store, jid)
-        if view["finished"]:
-            # The supervisor removes the job's temporary files just after it records the result: let it finish.
-            meta = view["detached"]
-            while proc.is_alive(meta.get("pid"), meta.get("pid_start")):
-                assert time.monotonic() < deadline, f"the supervisor of {jid} did not exit"
-                time.sleep(0.01)
-            return view
-        assert time.monotonic() < deadline, view
-        time.sleep(0.02)
+    return wait_done(store, result["ansible_job_id"], timeout)
 
 
 def module_job(source: str, **extra: t.Any) -> dict:
