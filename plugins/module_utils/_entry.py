@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _ops, _query
 
-_ASYNC_DIR = {"_async_dir": {"type": "path", "default": _ops.DEFAULT_ASYNC_DIR}}
+_ASYNC_DIR = {"_async_dir": {"type": "path", "default": ids.DEFAULT_ASYNC_DIR}}
 
 # A job as the start action hands it to the host (validated there; defaults as in _control.JobSpec).
 JOB_SPEC: dict[str, dict[str, t.Any]] = {

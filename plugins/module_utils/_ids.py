@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
     Record = t.Dict[str, t.Any]
 
+# Where job directories are when the task does not say (ansible-core's async_dir default).
+DEFAULT_ASYNC_DIR = "~/.ansible_async"
+
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"

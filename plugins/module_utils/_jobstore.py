@@ -18,6 +18,7 @@ import stat
 import time
 
 from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noqa: F401  # pylint: disable=unused-import  # the store's vocabulary, re-exported
+    DEFAULT_ASYNC_DIR,
     FAILED,
     FINAL_STATES,
     JID_PATTERN,

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 _TICK = 0.05
 _LIVENESS_EVERY = 1.0
 _MISSING_GRACE = 2.0
-DEFAULT_ASYNC_DIR = "~/.ansible_async"
 
 BECOME_HINT = (
     " A job is looked up in the job directory of the user the task runs as:"
@@ -38,7 +37,7 @@ def _fail(msg: str, **extra: t.Any) -> dict:
 def start(params: dict, check_mode: bool = False) -> dict:
     """Launch jobs (the async_wrapper module): params jobs (list of job specs), async_dir."""
     try:
-        store = js.JobStore(params.get("async_dir") or DEFAULT_ASYNC_DIR, create=not check_mode)
+        store = js.JobStore(params.get("async_dir") or js.DEFAULT_ASYNC_DIR, create=not check_mode)
         specs = [_control.JobSpec(job) for job in params["jobs"]]
         results = _control.start(store, specs, check_mode=check_mode)
     except js.JobStoreError as ex:
@@ -56,7 +55,7 @@ def status(params: dict, check_mode: bool = False) -> dict:
     fail = dict(ansible_job_id=jid, started=True, finished=True)
     try:
         js.validate_jid(jid)
-        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
         if mode == "cleanup":
             files = store.files_of(jid)
             if not files:
@@ -137,7 +136,7 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool) 
 
 def wait(params: dict, check_mode: bool = False) -> dict:
     """The host side of detached.jobs.wait: params _jids, names, _mode (wait|kill|cleanup), _block, _async_dir."""
-    store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+    store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
     errors: dict[str, str] = {}
     jids: list[str] = []
     for jid in params.get("_jids") or []:

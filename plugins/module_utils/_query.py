@@ -20,7 +20,6 @@ import typing as t
 from ansible_collections.detached.jobs.plugins.module_utils import _control
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 
-DEFAULT_ASYNC_DIR = "~/.ansible_async"
 CORRUPT = "corrupt"
 # Every state job_info can report; prune may remove all but running ones.
 INFO_STATES = js.STATES + (CORRUPT,)
@@ -222,7 +221,7 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         states = _validate_states(params.get("states") or [], INFO_STATES)
         jids = _validate_jids(params.get("jids") or []) or None
         names = set(params.get("names") or [])
-        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
     except (QueryError, js.JobStoreError) as ex:
         return _fail(str(ex), jobs=[], count=0)
@@ -255,7 +254,7 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         older = parse_age(params.get("older_than"), "older_than")
         states = _validate_states(params.get("states") or js.FINAL_STATES, PRUNE_STATES)
         names = set(params.get("names") or [])
-        store = js.JobStore(params.get("_async_dir") or DEFAULT_ASYNC_DIR, create=False)
+        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
         result["async_dir"] = store.path
         jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
     except (QueryError, js.JobStoreError) as ex:

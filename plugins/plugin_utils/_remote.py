@@ -18,12 +18,13 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure
 from ansible.utils.display import Display
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+
 if t.TYPE_CHECKING:
     from ansible.plugins.action import ActionBase
 
 display = Display()
 
-DEFAULT_ASYNC_DIR = "~/.ansible_async"
 _SHELL_MODULES = ("shell", "ansible.builtin.shell", "ansible.legacy.shell")
 _COMMAND_MODULES = ("command", "ansible.builtin.command", "ansible.legacy.command")
 # Action plugins whose module runs fine on its own (they only prepare arguments).
@@ -36,7 +37,7 @@ def async_dir(action: ActionBase) -> str:
     The host-side modules expand '~' for the user they run as (so with become, the become user),
     exactly as ansible-core's async_wrapper does; no extra round trip is needed here.
     """
-    return str(action.get_shell_option("async_dir", default=DEFAULT_ASYNC_DIR))
+    return str(action.get_shell_option("async_dir", default=ids.DEFAULT_ASYNC_DIR))
 
 
 def build_module_job(action: ActionBase, module_name: str, module_args: dict, task_vars: dict) -> dict:

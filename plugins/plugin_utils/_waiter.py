@@ -15,7 +15,7 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
-from ansible_collections.detached.jobs.plugins.module_utils import _ids as js
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
@@ -159,13 +159,13 @@ class Waiter:
                 self._call("cleanup", finished, 0, deadline=time.monotonic() + 60)
 
     def _any_bad(self) -> bool:
-        return bool(self.errors) or any(v.get("finished") and js.state_of(v) != js.SUCCEEDED for v in self.views.values())
+        return bool(self.errors) or any(v.get("finished") and ids.state_of(v) != ids.SUCCEEDED for v in self.views.values())
 
     def _progress(self, jid: str, label: str | None, view: dict, done: int, total: int) -> None:
         meta = view.get("detached") or {}
         elapsed = meta.get("elapsed")
         took = f" in {elapsed:.1f}s" if isinstance(elapsed, (int, float)) else ""
-        display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {js.state_of(view)}{took} [{done}/{total}]")
+        display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {ids.state_of(view)}{took} [{done}/{total}]")
 
     # --- the result ---------------------------------------------------------------
     def _summary(
@@ -184,16 +184,16 @@ class Waiter:
                 view = {"ansible_job_id": jid, "started": False, "finished": False, "failed": True, "msg": msg, "detached": {"state": MISSING}}
             else:
                 view = dict(view)
-            state = js.state_of(view) if view.get("detached", {}).get("state") != MISSING else MISSING
+            state = ids.state_of(view) if view.get("detached", {}).get("state") != MISSING else MISSING
             if labels.get(jid):
                 view["label"] = labels[jid]
             counts[state] = counts.get(state, 0) + 1
             jobs.append(view)
-            if state != js.SUCCEEDED:
+            if state != ids.SUCCEEDED:
                 what = f"{jid} ({labels[jid]})" if labels.get(jid) else jid
-                if state == js.RUNNING and self.partial:
+                if state == ids.RUNNING and self.partial:
                     continue
-                if state == js.RUNNING:
+                if state == ids.RUNNING:
                     problems.append(f"{what}: still running{' (killed)' if jid in killed else ' (left running)'}")
                 else:
                     problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[:300]}")
