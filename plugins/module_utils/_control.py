@@ -163,6 +163,7 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
             "grace": spec.grace,
             "output_limit": spec.output_limit,
         }
+        # pylint: disable-next=ansible-bad-function  # the supervisor starts detached, without an AnsibleModule
         popen = subprocess.Popen(
             [python, "-I", "-S", pyz],
             stdin=subprocess.PIPE,
