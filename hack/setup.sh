@@ -2,7 +2,8 @@
 # Sets up everything from the project's own files.
 #   hack/setup.sh          .venv with requirements/demo.txt (enough for `make demo`)
 #   hack/setup.sh --test   also the test tools (requirements/dev.txt, pinned by constraints.txt), the
-#                          ansible-core version matrix (.venv-core2.16 ... from requirements/core-*.txt),
+#                          ansible-core version matrix (.venv-core2.16 ... from requirements/core-*.txt, each
+#                          with the Python its header names, from pyenv; requirements/unit-<v>.txt when present),
 #                          Debian packages the tests need, and the pip bootstrap stand-in for ansible-test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,24 +22,39 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# venv DIR REQUIREMENTS [CONSTRAINTS]: (re)build DIR when its requirement files change.
+# venv DIR REQUIREMENTS [CONSTRAINTS] [PYTHON]: (re)build DIR with PYTHON (default python3) when
+# its requirement files change.
 venv() {
-  local dir=$1 req=$2 con=${3:-}
+  local dir=$1 req=$2 con=${3:-} python=${4:-python3}
   local stamp
   stamp=$(cat requirements/*.txt | sha256sum | cut -c1-16)
   [ -f "$dir/.stamp-$(basename "$req")-$stamp" ] && return 0
-  echo "setup: building $dir from $req"
-  [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+  echo "setup: building $dir from $req with $python"
+  [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
   "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" ${con:+-c "$con"}
   rm -f "$dir"/.stamp-"$(basename "$req")"-*
   touch "$dir/.stamp-$(basename "$req")-$stamp"
 }
 
+# shellcheck source=hack/pyenv.sh
+. hack/pyenv.sh
+
 if [ "$mode" = "--test" ]; then
   venv .venv requirements/dev.txt requirements/constraints.txt
   for req in requirements/core-*.txt; do
     v=$(basename "$req" .txt); v=${v#core-}
-    venv ".venv-core$v" "$req"
+    # The controller Python a version needs is named in its header: "controller Python 3.13".
+    want=$(core_python "$req")
+    python=python3
+    if [ -n "$want" ]; then
+      python=$(pyenv_python "$want")
+      if [ -z "$python" ]; then
+        echo "setup: skipping core $v: no Python $want at $(pyenv_root)/versions/$want.*/bin/python3"
+        continue
+      fi
+    fi
+    [ -f "requirements/unit-$v.txt" ] && req=requirements/unit-$v.txt
+    venv ".venv-core$v" "$req" "" "$python"
   done
   # ansible-test bootstraps pip in its venvs with a script it downloads from a host that may be
   # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.

@@ -1,24 +1,59 @@
 #!/usr/bin/env bash
 # Runs every test stage (after hack/setup.sh --test); prints one closing line "suite: N passed, M failed".
 #   hack/test.sh                 every stage
-#   hack/test.sh unit lint ...   only the named stages ("matrix": the older ansible-core versions)
+#   hack/test.sh unit lint ...   only the named stages and cells ("matrix": every cell of the matrix,
+#                                "core-2.21": the stages run on ansible-core 2.21)
+# Matrix cells (the integration suite on other ansible-core versions and managed-host Pythons) run
+# in the background, DJ_MATRIX_LANES (default 2) at a time; each records its own start and end.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
+# shellcheck source=hack/pyenv.sh
+. hack/pyenv.sh
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
-passed=0; failed=0; failures=(); timings=()
+passed=0; failed=0; skipped=0; failures=(); timings=()
+skip_rc=77   # a stage or cell that cannot run here (an interpreter is missing) exits with this, saying why
 
-stage() {
-  local name=$1; shift
-  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* && " ${only[*]} " != *" ${group:-none} "* ]]; then return 0; fi
-  echo "=== stage: $name"
-  local t0=$SECONDS
-  if "$@"; then passed=$((passed+1)); echo "=== $name: passed ($((SECONDS-t0)) s)"
-  else failed=$((failed+1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS-t0)) s)"; fi
-  timings+=("$name $((SECONDS-t0))s")
+# selected NAME [GROUP]: NAME is to run (no names given, or NAME or GROUP among them).
+selected() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* || " ${only[*]} " == *" ${2:-none} "* ]]; }
+# report NAME RC SECONDS [WHY]: the one line of a stage or cell, and the counts.
+report() {
+  local name=$1 rc=$2 secs=$3 why=${4:-} result
+  if [ "$rc" -eq 0 ]; then result=passed; passed=$((passed+1))
+  elif [ "$rc" -eq $skip_rc ]; then result=skipped; skipped=$((skipped+1))
+  else result=FAILED; failed=$((failed+1)); failures+=("$name"); fi
+  echo "=== $name: $result ($secs s)${why:+: $why}"
+  timings+=("$name ${secs}s")
 }
+# stage [-g GROUP] NAME FUNCTION ARGS...: run a stage in the foreground.
+stage() {
+  local group=none; [ "$1" = -g ] && { group=$2; shift 2; }
+  local name=$1; shift
+  selected "$name" "$group" || return 0
+  echo "=== stage: $name"
+  local t0=$SECONDS out rc
+  out=$(mktemp); "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
+  report "$name" "$rc" $((SECONDS-t0)) "$(skip_reason "$rc" "$out")"; rm -f "$out"
+}
+# skip_reason RC LOG: the reason a skipped stage or cell gave ("skipping ..." line), else nothing.
+skip_reason() { [ "$1" -eq $skip_rc ] && grep -m1 -o 'skipping .*' "$2"; }
+
+# The ansible-core versions other than the main one: requirements/core-<v>.txt, .venv-core<v>.
+core_versions() { local req v; for req in requirements/core-*.txt; do v=${req##*/core-}; echo "${v%.txt}"; done; }
+# core_venv V: the venv of ansible-core V, or (exit $skip_rc) a "skipping" line when the Python it
+# needs is missing (hack/setup.sh skipped it), or a failure when setup was not run.
+core_venv() {
+  local v=$1 want
+  [ -x ".venv-core$v/bin/python" ] && { echo ".venv-core$v"; return 0; }
+  want=$(core_python "requirements/core-$v.txt")
+  if [ -n "$want" ] && [ -z "$(pyenv_python "$want")" ]; then
+    echo "skipping core $v: no Python $want at $(pyenv_root)/versions/$want.*/bin/python3" >&2; return $skip_rc
+  fi
+  echo "no .venv-core$v: run hack/setup.sh --test" >&2; return 1
+}
+venv_python_version() { "$1/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
 
 # A copy of the collection at ansible_collections/detached/jobs outside the checkout, for
 # ansible-test (it lists files with git when it finds a repository above the collection).
@@ -43,33 +78,93 @@ lint() {
   antsibull-changelog lint || rc=1
   return $rc
 }
+# sanity [VENV]: ansible-test sanity with the ansible-core of VENV (default .venv) on its Python.
 sanity() {
-  local dest; dest=$(at_copy)
-  (cd "$dest" && ansible-test sanity --local --python 3.11 --color no)
+  local venv=${1:-.venv} py dest
+  py=$(venv_python_version "$venv") || return 1
+  dest=$(at_copy "sanity${1:+-${venv#.venv-}}")
+  (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test sanity --local --python "$py" --color no)
 }
-unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
+# unit [VENV]: the unit tests on the Python (and ansible-core) of VENV (default .venv).
+unit() { "$root/${1:-.venv}/bin/python" -m pytest -q -p no:cacheprovider tests/unit; }
+# on_core V FUNCTION: FUNCTION with the venv of ansible-core V (skipped when its Python is missing).
+on_core() { local venv; venv=$(core_venv "$1") || return; "$2" "$venv"; }
+# integration [VENV [HOST_PYTHON [TARGET...]]]: the integration suite (or the TARGETs) with the
+# ansible-core of VENV (default .venv) on VENV's Python, in a copy of its own. With HOST_PYTHON
+# (3.8 ...) the managed host (localhost) runs the pyenv Python of that version, not VENV's.
 integration() {
-  # integration [VENV]: the integration suite with the ansible-core of VENV (default .venv), in a copy of its own.
-  local venv=${1:-.venv} dest; dest=$(at_copy "${1:+${venv#.venv-}}")
-  (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration --local --python 3.11 --color no)
+  local venv=${1:-.venv} hostpy=${2:-} py interp tag=${1:+${1#.venv-}} target
+  shift $(($# < 2 ? $# : 2))
+  py=$(venv_python_version "$venv") || return 1
+  target=(--local --python "$py")
+  if [ -n "$hostpy" ]; then
+    interp=$(pyenv_python "$hostpy")
+    [ -n "$interp" ] || { echo "skipping host Python $hostpy: no Python $hostpy at $(pyenv_root)/versions/$hostpy.*/bin/python3"; return $skip_rc; }
+    target=(--controller "origin:python=$py" --target "controller:python=$hostpy@$interp"); tag+=-py$hostpy
+  fi
+  local dest; dest=$(at_copy "$tag")
+  (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration "${target[@]}" --color no "$@")
 }
-# The older ansible-core versions run the integration suite one after the other, in the
-# background while the ssh, molecule, bench-smoke and package stages run (those use other users,
-# network namespaces and markers); each version is reported as a stage of its own at the end.
+
+# The matrix: each cell is the integration suite on another ansible-core version or another
+# managed-host Python. The cells run in the background (while the ssh, molecule, bench-smoke and
+# package stages run: those use other users, network namespaces and markers; every integration
+# run works in its own copy and its targets in job directories of their own), DJ_MATRIX_LANES at
+# a time, and each is reported at the end with its own result and run time.
+# A subset of targets for the host Pythons that get no full run (see matrix_cells).
+core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
+# matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first.
+matrix_cells() {
+  for v in $(core_versions); do echo "integration-core$v cell_core $v"; done
+  # The newest ansible-core that supports each managed-host Python (3.11 is the default above):
+  # 2.19 is the last with 3.8; 2.20 and 2.21 support 3.9 to 3.14 (ansible_test constants.py).
+  echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
+  echo "integration-core2.21-py3.13 cell_host_python 3.13 2.21"
+  for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
+}
+cell_core() { on_core "$1" integration; }
+# cell_host_python PY CORE [TARGET...]: the suite on ansible-core CORE ("main": .venv) with the
+# managed host on Python PY; it passes only if the target_python target reports that Python.
+cell_host_python() {
+  local py=$1 venv=.venv out rc; shift
+  [ "$1" = main ] || venv=$(core_venv "$1") || return; shift
+  out=$(mktemp)
+  integration "$venv" "$py" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 0 ] && ! grep -q "\"target Python: $py\." "$out"; then echo "FAILED: target_python did not report Python $py"; rc=1; fi
+  rm -f "$out"; return "$rc"
+}
+# cell_run NAME FUNCTION ARGS...: run one cell; it records its own result, start and end.
+cell_run() {
+  local name=$1 start rc; shift
+  start=$(date +%s)
+  "$@" > ".build/matrix/$name.log" 2>&1; rc=$?
+  echo "$rc $start $(date +%s)" > ".build/matrix/$name.tmp" && mv ".build/matrix/$name.tmp" ".build/matrix/$name.done"
+}
+# matrix_lane: take cells from the queue until it is empty.
+matrix_lane() {
+  local cell
+  while cell=$(flock .build/matrix/queue sh -c 'head -n 1 .build/matrix/queue; sed -i 1d .build/matrix/queue') && [ -n "$cell" ]; do
+    # shellcheck disable=SC2086 # a cell line is NAME FUNCTION ARGS...
+    cell_run $cell
+  done
+}
+cell_selected() { local v=${1#*core}; selected "$1" matrix || selected "$1" "core-${v%%-*}"; }
 matrix_start() {
   mkdir -p .build/matrix && rm -f .build/matrix/*
-  (
-    for venv in .venv-core*; do
-      [ -d "$venv" ] || continue
-      integration "$venv" > ".build/matrix/$venv.log" 2>&1; echo $? > ".build/matrix/$venv.rc"
-    done
-  ) &
+  matrix_cells | while read -r name rest; do cell_selected "$name" && echo "$name $rest"; done > .build/matrix/queue
+  cut -d' ' -f1 .build/matrix/queue > .build/matrix/cells
+  local lanes=${DJ_MATRIX_LANES:-2}
+  while [ "$lanes" -gt 0 ]; do matrix_lane & lanes=$((lanes-1)); done
 }
+# matrix_result NAME: wait for the cell, show its warnings (and its log's end if it failed), report it.
 matrix_result() {
-  local venv=$1
-  while [ ! -f ".build/matrix/$venv.rc" ]; do sleep 2; done
-  tail -n 40 ".build/matrix/$venv.log"
-  return "$(cat ".build/matrix/$venv.rc")"
+  local name=$1 log=.build/matrix/$1.log rc start end
+  while [ ! -f ".build/matrix/$name.done" ]; do sleep 2; done
+  read -r rc start end < ".build/matrix/$name.done"
+  echo "=== cell: $name ($log)"
+  grep -E '\[(DEPRECATION )?WARNING\]' "$log" | sort | uniq -c | sort -rn | head -n 20
+  [ "$rc" -eq 0 ] || [ "$rc" -eq $skip_rc ] || tail -n 40 "$log"
+  report "$name" "$rc" $((end-start)) "$(skip_reason "$rc" "$log")"
 }
 ssh_suite() {
   # Real SSH test hosts (network namespaces, one sshd and login user each): tests/hosts/hosts.sh.
@@ -87,9 +182,11 @@ bench_smoke() {
   # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
   python benchmarks/run.py --quick --out .build/bench
 }
+# package [VENV]: build, install the tarball, ansible-doc and the demo with the ansible-core of VENV.
 package() {
-  local tmp="$root/.build/package"
+  local tmp="$root/.build/package${1:+-${1#.venv-}}"
   rm -rf "$tmp" && mkdir -p "$tmp"
+  [ -z "${1:-}" ] || export PATH="$root/$1/bin:$PATH"   # package runs in a subshell of its own (stage)
   ansible-galaxy collection build --force --output-path "$tmp/dist" . || return 1
   ansible-galaxy collection install --force -p "$tmp/coll" "$tmp"/dist/detached-jobs-*.tar.gz || return 1
   local installed="$tmp/coll/ansible_collections/detached/jobs"
@@ -105,22 +202,26 @@ package() {
 }
 
 only=("$@")
+# The matrix starts first: its cells run in the background while the stages below run.
+matrix=no
+selected matrix && matrix=yes
+[ $matrix = no ] && for cell in $(matrix_cells | cut -d' ' -f1); do cell_selected "$cell" && matrix=yes; done
+[ $matrix = yes ] && matrix_start
 stage lint lint
 stage sanity sanity
+stage -g core-2.21 sanity-core2.21 on_core 2.21 sanity
 stage unit unit
+stage -g core-2.21 unit-core2.21 on_core 2.21 unit
 stage integration integration
-matrix=no
-if [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" matrix "* ]]; then matrix=yes; matrix_start; fi
 stage ssh ssh_suite
 stage molecule molecule_suite
 stage bench-smoke bench_smoke
 stage package package
+stage -g core-2.21 package-core2.21 on_core 2.21 package
 if [ $matrix = yes ]; then
-  for venv in .venv-core*; do
-    [ -d "$venv" ] && group=matrix stage "integration-${venv#.venv-}" matrix_result "$venv"
-  done
+  while read -r cell; do matrix_result "$cell"; done < .build/matrix/cells
 fi
 echo "stage timings: ${timings[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
-echo "suite: $passed passed, $failed failed"
+echo "suite: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -250,6 +250,7 @@ def _run(argv: list[str]) -> str | None:
     import subprocess
 
     try:
+        # pylint: disable-next=ansible-bad-function  # the lean runner has no AnsibleModule
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10, check=False).stdout.decode("ascii", errors="replace")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -276,6 +277,7 @@ def spawn_session(argv: list[str], data: bytes) -> Spawned:
     """
     import subprocess  # not at module level: the supervisor, which imports this module, never spawns
 
+    # pylint: disable-next=ansible-bad-function  # the supervisor starts detached, without an AnsibleModule
     popen = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
