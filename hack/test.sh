@@ -83,6 +83,7 @@ molecule_suite() {
   tests/hosts/hosts.sh down >/dev/null
   return $rc
 }
+mitogen_suite() { tests/mitogen/run.sh; }  # under Mitogen's strategy (.venv-mitogen)
 bench_smoke() {
   # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
   python benchmarks/run.py --quick --out .build/bench
@@ -115,6 +116,7 @@ stage ssh ssh_suite
 stage molecule molecule_suite
 stage bench-smoke bench_smoke
 stage package package
+stage mitogen mitogen_suite
 if [ $matrix = yes ]; then
   for venv in .venv-core*; do
     [ -d "$venv" ] && group=matrix stage "integration-${venv#.venv-}" matrix_result "$venv"
