@@ -84,6 +84,7 @@ molecule_suite() {
   return $rc
 }
 mitogen_suite() { tests/mitogen/run.sh; }  # under Mitogen's strategy (.venv-mitogen)
+runner_suite() { tests/runner/run.sh; }  # through ansible-runner, from the tarball (.venv-runner)
 bench_smoke() {
   # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
   python benchmarks/run.py --quick --out .build/bench
@@ -117,6 +118,7 @@ stage molecule molecule_suite
 stage bench-smoke bench_smoke
 stage package package
 stage mitogen mitogen_suite
+stage runner runner_suite
 if [ $matrix = yes ]; then
   for venv in .venv-core*; do
     [ -d "$venv" ] && group=matrix stage "integration-${venv#.venv-}" matrix_result "$venv"
