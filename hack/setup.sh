@@ -56,6 +56,8 @@ if [ "$mode" = "--test" ]; then
     [ -f "requirements/unit-$v.txt" ] && req=requirements/unit-$v.txt
     venv ".venv-core$v" "$req" "" "$python"
   done
+  venv .venv-mitogen requirements/mitogen.txt
+  venv .venv-runner requirements/runner.txt
   # ansible-test bootstraps pip in its venvs with a script it downloads from a host that may be
   # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.
   mkdir -p ~/.ansible/test/cache

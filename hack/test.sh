@@ -178,6 +178,8 @@ molecule_suite() {
   tests/hosts/hosts.sh down >/dev/null
   return $rc
 }
+mitogen_suite() { tests/mitogen/run.sh; }  # under Mitogen's strategy (.venv-mitogen)
+runner_suite() { tests/runner/run.sh; }  # through ansible-runner, from the tarball (.venv-runner)
 bench_smoke() {
   # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
   python benchmarks/run.py --quick --out .build/bench
@@ -218,6 +220,8 @@ stage molecule molecule_suite
 stage bench-smoke bench_smoke
 stage package package
 stage -g core-2.21 package-core2.21 on_core 2.21 package
+stage mitogen mitogen_suite
+stage runner runner_suite
 if [ $matrix = yes ]; then
   while read -r cell; do matrix_result "$cell"; done < .build/matrix/cells
 fi
