@@ -20,6 +20,9 @@ alternating order, against localhost (ansible_connection=local):
    async_wrapper's two processes, its ``command`` module process left out; detached.jobs: the
    supervisor). Also reported with the module's process counted. PSS from
    /proc/<pid>/smaps_rollup (RSS where that is missing).
+5. keyword mode (docs/keyword.md): the keyword's launch loop and memory jobs again, in a second
+   ansible-playbook run with ANSIBLE_LIBRARY set to the collection's keyword/ directory, against
+   the plain keyword (the module's own process, there <jid>.payload, left out as in 4).
 
 Tasks are timed by the bench_timer callback (benchmarks/callback_plugins): from the moment the
 strategy starts the task to the moment its final result arrives, so playbook start-up is not
@@ -62,6 +65,8 @@ SLEEP_KINDS = {
     "batch_detached": ("30", "3"),
     "memory_keyword": ("60", "4"),
     "memory_detached": ("60", "5"),
+    "launch_switch": ("30", "6"),
+    "memory_switch": ("60", "7"),
 }
 
 TARGETS = {
@@ -70,6 +75,9 @@ TARGETS = {
     "wait": 3.0,
     "wait_within": 1.0,
     "memory": 3.0,
+    # keyword mode against the plain keyword (issue 11): launch no slower, memory at least 2x less
+    "launch_switch": 1.0,
+    "memory_switch": 2.0,
 }
 
 
@@ -258,7 +266,8 @@ def measure_memory(arg: str, n: int) -> dict[str, t.Any]:
 def is_module_process(proc: Proc) -> bool:
     """An AnsiballZ module process (python .../AnsiballZ_<module>.py), not async_wrapper's."""
     script = os.path.basename(proc.argv[1]) if len(proc.argv) > 1 else ""
-    return script.startswith("AnsiballZ_") and "async_wrapper" not in script
+    # In keyword mode the module runs from its copy in the job directory, <jid>.payload.
+    return (script.startswith("AnsiballZ_") and "async_wrapper" not in script) or script.endswith(".payload")
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,10 +303,23 @@ def main_steps(index: int) -> list[str]:
     return steps
 
 
-# The playbook runs of every repeat, one after the other. Another variant (say the keyword's steps
-# with a drop-in switch on) is one more row: its name, playbook, extra environment and steps.
-VARIANTS = [Variant("main", PLAYBOOK, {}, main_steps)]
+def switch_steps(index: int) -> list[str]:
+    """The keyword's launch and memory steps, run again with keyword mode on (docs/keyword.md)."""
+    del index
+    return ["launch_switch", "reap", "memory_switch"]
+
+
+# Keyword mode's switch: the collection's keyword/ directory first in the module search path.
+KEYWORD_LIBRARY = os.path.join(os.path.dirname(HERE), "keyword")
+
+# The playbook runs of every repeat, one after the other: each has its name, playbook, extra
+# environment and steps.
+VARIANTS = [
+    Variant("main", PLAYBOOK, {}, main_steps),
+    Variant("switch", PLAYBOOK, {"ANSIBLE_LIBRARY": KEYWORD_LIBRARY}, switch_steps),
+]
 SIDES = ("keyword", "detached")
+MEMORY_SIDES = ("keyword", "detached", "switch")
 
 
 def repeat_vars(opts: argparse.Namespace, ctx: dict[str, t.Any], steps: list[str], sleeps: dict[str, str], wait_dirs: dict[str, str]) -> dict[str, t.Any]:
@@ -380,7 +402,7 @@ def run_variant(index: int, variant: Variant, opts: argparse.Namespace, ctx: dic
     cmd = [ctx["ansible_playbook"], "-i", ctx["inventory"], "-e", "@" + vars_file, variant.playbook]
     seconds = run_playbook(index, ctx, cmd, playbook_env(opts, timings_file, variant.env), os.path.join(rdir, f"{prefix}ansible.log"))
     time.sleep(1)  # let the last jobs settle before their memory is read
-    memory = {side: measure_memory(common["sleeps"][f"memory_{side}"], opts.n) for side in SIDES if f"memory_{side}" in steps}
+    memory = {side: measure_memory(common["sleeps"][f"memory_{side}"], opts.n) for side in MEMORY_SIDES if f"memory_{side}" in steps}
     reap(ctx["token"], ctx["work"])
     return {"steps": steps, "seconds": seconds, "timings": read_timings(index, timings_file, steps), "memory": memory}
 
@@ -422,10 +444,11 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
         "launch_keyword_per_job": seconds("launch_keyword") / n,
         "launch_detached_per_job": seconds("launch_detached") / n,
         "batch_detached_total": seconds("batch_detached"),
+        "launch_switch_per_job": seconds("launch_switch") / n,
     }
     for side in SIDES:
         figures[f"wait_{side}"] = wait_figures(index, n, wait_dirs[side], side, timings[f"wait_{side}"])
-    for side in SIDES:
+    for side in MEMORY_SIDES:
         figures[f"memory_{side}"] = memory[side]
     for side in SIDES:
         if figures[f"wait_{side}"]["waiting_before_deadline"] <= 0:
@@ -456,7 +479,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
-    metric = "pss" if all(run[f"memory_{side}"]["pss_kb_per_job"] is not None for run in runs for side in ("keyword", "detached")) else "rss"
+    metric = "pss" if all(run[f"memory_{side}"]["pss_kb_per_job"] is not None for run in runs for side in MEMORY_SIDES) else "rss"
     med: dict[str, t.Any] = {
         "floor_per_item": median(runs, "floor_per_item"),
         "memory_keyword_rss_kb": median(runs, "memory_keyword", "rss_kb_per_job"),
@@ -512,6 +535,23 @@ def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dic
         [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
         [v / 1024 for v in values(runs, "memory_detached", f"wrapper_{metric}_kb_per_job")],
         TARGETS["memory"],
+    )
+    # Keyword mode: the same async keyword tasks with the switch on (second column), against the plain keyword.
+    add(
+        "launch_switch",
+        "keyword mode on: launch, s per job (loop)",
+        "s",
+        values(runs, "launch_keyword_per_job"),
+        values(runs, "launch_switch_per_job"),
+        TARGETS["launch_switch"],
+    )
+    add(
+        "memory_switch",
+        f"keyword mode on: memory the wrapper adds per running job, MiB {metric.upper()}",
+        "MiB",
+        [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
+        [v / 1024 for v in values(runs, "memory_switch", f"wrapper_{metric}_kb_per_job")],
+        TARGETS["memory_switch"],
     )
     return comps, med
 

@@ -58,6 +58,16 @@ if [ "$mode" = "--test" ]; then
   done
   venv .venv-mitogen requirements/mitogen.txt
   venv .venv-runner requirements/runner.txt
+  # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
+  # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21.
+  mkdir -p .build/coresrc
+  for req in requirements/constraints.txt requirements/core-2.21.txt; do
+    v=$(sed -nE 's/^ansible-core==([0-9.]+).*/\1/p' "$req")
+    [ -f ".build/coresrc/ansible_core-$v.tar.gz" ] && continue
+    echo "setup: downloading the source distribution of ansible-core $v"
+    .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: --python-version 3.13 \
+      -d .build/coresrc "ansible-core==$v"
+  done
   # ansible-test bootstraps pip in its venvs with a script it downloads from a host that may be
   # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.
   mkdir -p ~/.ansible/test/cache

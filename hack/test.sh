@@ -67,7 +67,7 @@ at_copy() {
 
 lint() {
   local rc=0
-  ruff check plugins tests hack benchmarks || rc=1
+  ruff check plugins keyword tests hack benchmarks || rc=1
   # The plugins by their import names, through the .build/collections symlink.
   (cd .build && MYPYPATH="$root/.build/collections" mypy --config-file "$root/pyproject.toml" -p ansible_collections.detached.jobs.plugins) || rc=1
   mypy --config-file pyproject.toml tests hack benchmarks || rc=1
@@ -103,7 +103,17 @@ integration() {
     target=(--controller "origin:python=$py" --target "controller:python=$hostpy@$interp"); tag+=-py$hostpy
   fi
   local dest; dest=$(at_copy "$tag")
-  (cd "$dest" && PATH="$root/$venv/bin:$PATH" ansible-test integration "${target[@]}" --color no "$@")
+  (cd "$dest" && PATH="$root/$venv/bin:$PATH" own_pids ansible-test integration "${target[@]}" --color no "$@")
+}
+# own_pids COMMAND...: COMMAND in a PID namespace of its own (as root, where unshare can): the
+# integration runs that go on at the same time (the stage and the matrix cells) then cannot see,
+# pgrep or pkill each other's job processes, which their targets find by fixed markers.
+own_pids() {
+  if [ "$(id -u)" -eq 0 ] && unshare --pid --fork --mount-proc true 2>/dev/null; then
+    unshare --pid --fork --mount-proc "$@"
+  else
+    "$@"
+  fi
 }
 
 # The matrix: each cell is the integration suite on another ansible-core version or another
@@ -121,6 +131,15 @@ matrix_cells() {
   echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
   echo "integration-core2.21-py3.13 cell_host_python 3.13 2.21"
   for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
+  # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh).
+  echo "keyword-core2.19 cell_keyword_core main"
+  echo "keyword-core2.21 cell_keyword_core 2.21"
+}
+# cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
+cell_keyword_core() {
+  local venv=.venv
+  [ "$1" = main ] || venv=$(core_venv "$1") || return
+  own_pids tests/keyword_core/run.sh "$venv"
 }
 cell_core() { on_core "$1" integration; }
 # cell_host_python PY CORE [TARGET...]: the suite on ansible-core CORE ("main": .venv) with the

@@ -60,8 +60,12 @@ def status(params: dict, check_mode: bool = False) -> dict:
             files = store.files_of(jid)
             if not files:
                 raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
+            stopped = None if check_mode else _stop_leftovers(store, jid)
             removed = files if check_mode else store.remove(jid)
-            return {"changed": bool(removed), "ansible_job_id": jid, "erased": store.job_path(jid), "removed": removed}
+            result = {"changed": bool(removed), "ansible_job_id": jid, "erased": store.job_path(jid), "removed": removed}
+            if stopped:
+                result["stopped"] = stopped
+            return result
         if mode == "kill":
             if check_mode:
                 job = _control.status(store, jid, persist=False)
@@ -73,6 +77,26 @@ def status(params: dict, check_mode: bool = False) -> dict:
         return _fail(f"could not find job: {ex}.{BECOME_HINT}", **fail)
     except js.JobStoreError as ex:
         return _fail(str(ex), **fail)
+
+
+def _stop_leftovers(store: js.JobStore, jid: str) -> str | None:
+    """Before a cleanup: a vanished job's processes still running unsupervised are stopped.
+
+    Once its files are gone nothing could find or kill them (ansible-core cleans up after every
+    poll task, a failed one included). Returns what was stopped, or None.
+    """
+    try:
+        job = _control.status(store, jid)
+    except js.JobStoreError:
+        return None
+    meta = job.get("detached") or {}
+    if meta.get("state") != js.VANISHED:
+        return None
+    try:
+        dummy, changed = _control.kill(store, jid)
+    except js.JobStoreError:
+        return None
+    return f"its process {meta.get('child_pid')} (still running unsupervised)" if changed else None
 
 
 def _running_view(view: dict) -> dict:
@@ -180,8 +204,11 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                 if not view["finished"]:
                     errors[jid] = f"job {jid} is still running; its files are kept"
                     continue
+                stopped = None if check_mode else _stop_leftovers(store, jid)
                 removed = store.files_of(jid) if check_mode else store.remove(jid)
                 views[jid] = {"ansible_job_id": jid, "removed": removed}
+                if stopped:
+                    views[jid]["stopped"] = stopped
                 changed = changed or bool(removed)
         except js.JobStoreError as ex:
             errors[jid] = str(ex)

@@ -337,7 +337,11 @@ def _failure_msg(result: dict, rc: int | None) -> str:
 
 
 def _parse_module_json(text: str) -> dict | None:
-    """The module's JSON result, ignoring junk lines before and after it (as ansible-core does)."""
+    """The module's JSON result, ignoring junk lines before and after it (as ansible-core does).
+
+    Junk after it (uncommon, and worth a look) is reported in the result's warnings, in the words
+    of ansible-core's async_wrapper.
+    """
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("{")), None)
     last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].rstrip().endswith("}")), None)
@@ -347,7 +351,15 @@ def _parse_module_json(text: str) -> dict | None:
         result = json.loads("\n".join(lines[first : last + 1]))
     except ValueError:
         return None
-    return result if isinstance(result, dict) else None
+    if not isinstance(result, dict):
+        return None
+    junk = lines[last + 1 :]
+    if any(line.strip() for line in junk):
+        warnings = result.get("warnings", [])
+        warnings = list(warnings) if isinstance(warnings, list) else [warnings]
+        warnings.append("Module invocation had junk after the JSON data: " + "\n".join(junk))
+        result["warnings"] = warnings
+    return result
 
 
 def main() -> None:

@@ -44,15 +44,19 @@ def module_job(source: str, **extra: t.Any) -> dict:
 
 
 # --- module output parsing (pure) ---------------------------------------------------
+JUNK = "Module invocation had junk after the JSON data: "
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ('{"a": 1}', {"a": 1}),
         ('{"a": 1}\n', {"a": 1}),
         ('junk before\nmore junk\n{"a": 1}\n', {"a": 1}),
-        ('{"a": 1}\njunk after\n', {"a": 1}),
-        ('motd line\n  {"a": {"b": [1, 2]},\n   "c": "}"}  \ntrailing noise\n', {"a": {"b": [1, 2]}, "c": "}"}),
-        ('warning: x\n{"changed": true, "msg": "caf\\u00e9"}\nbye', {"changed": True, "msg": "café"}),
+        ('{"a": 1}\njunk after\n', {"a": 1, "warnings": [JUNK + "junk after"]}),
+        ('{"a": 1, "warnings": ["w"]}\n\njunk\n', {"a": 1, "warnings": ["w", JUNK + "\njunk"]}),
+        ('motd line\n  {"a": {"b": [1, 2]},\n   "c": "}"}  \ntrailing noise\n', {"a": {"b": [1, 2]}, "c": "}", "warnings": [JUNK + "trailing noise"]}),
+        ('warning: x\n{"changed": true, "msg": "caf\\u00e9"}\nbye', {"changed": True, "msg": "café", "warnings": [JUNK + "bye"]}),
     ],
 )
 def test_parse_module_json(text: str, expected: dict) -> None:
@@ -86,7 +90,7 @@ def _supervisor(store: js.JobStore, mode: str = "module", limit: int | None = No
 def test_module_result_with_junk(store: js.JobStore) -> None:
     s = _supervisor(store, stdout=b'MOTD\n{"changed": true, "x": 1}\nbye\n', stderr=b"a warning\n")
     keep: dict = {}
-    assert s._module_result(0, keep) == {"changed": True, "x": 1, "stderr": "a warning\n"}
+    assert s._module_result(0, keep) == {"changed": True, "x": 1, "stderr": "a warning\n", "warnings": [JUNK + "bye"]}
     assert keep == {}
 
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+#
+# Keyword mode, switched on as a user does it, then off:
+# 1. keyword_on.yml with the switch in an ansible.cfg (library = <collection>/keyword);
+# 2. env_switch.yml with the switch as ANSIBLE_LIBRARY;
+# 3. the 14 pattern playbooks in their keyword form (playbooks/keyword/), switch on, then off;
+# 4. switch_off.yml with the switch off: ansible-core's own wrapper again.
+# ansible-test sets ANSIBLE_LIBRARY=/dev/null (which would override the ansible.cfg line), so it
+# is unset for the ansible.cfg runs.
+
+set -eu -o pipefail
+
+inventory=${INVENTORY_PATH:-../../inventory}
+
+find_collection() {
+    local path
+    local IFS=:
+    for path in ${ANSIBLE_COLLECTIONS_PATH:-}; do
+        if [ -d "$path/ansible_collections/detached/jobs/keyword" ]; then
+            echo "$path/ansible_collections/detached/jobs"
+            return 0
+        fi
+    done
+    echo "runme.sh: cannot find the collection's keyword/ directory in ANSIBLE_COLLECTIONS_PATH" >&2
+    return 1
+}
+collection=$(find_collection)
+kw_tmp=$(mktemp -d)
+trap 'pkill -f "^sleep 71[0-9][0-9]$" || true; rm -rf "$kw_tmp"' EXIT
+
+cat > "$kw_tmp/ansible.cfg" <<CFG
+[defaults]
+library = $collection/keyword
+CFG
+off_library=${ANSIBLE_LIBRARY:-}
+
+echo "== keyword mode on (ansible.cfg: library = $collection/keyword)"
+(unset ANSIBLE_LIBRARY; ANSIBLE_CONFIG="$kw_tmp/ansible.cfg" ansible-playbook -i "$inventory" -e "kw_tmp=$kw_tmp" keyword_on.yml "$@")
+
+echo "== keyword mode on (ANSIBLE_LIBRARY)"
+ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -e "kw_tmp=$kw_tmp" env_switch.yml "$@"
+
+playbooks=("$collection"/playbooks/keyword/[0-9][0-9]_*.yml)
+if [ "${#playbooks[@]}" -ne 14 ]; then
+    echo "runme.sh: expected the 14 pattern playbooks in their keyword form in $collection/playbooks/keyword, found ${#playbooks[@]}" >&2
+    exit 1
+fi
+failed=()
+for mode in on off; do
+    for playbook in "${playbooks[@]}"; do
+        name=$(basename "$playbook")
+        start=$(date +%s)
+        if [ $mode = on ]; then
+            rc=0; ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -e target=testhost "$playbook" "$@" > "$kw_tmp/$name.log" 2>&1 || rc=$?
+        else
+            rc=0; ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -e target=testhost -e keyword_mode=false "$playbook" "$@" > "$kw_tmp/$name.log" 2>&1 || rc=$?
+        fi
+        if [ $rc -eq 0 ]; then
+            echo "== keyword $mode: $name passed in $(( $(date +%s) - start ))s"
+        else
+            cat "$kw_tmp/$name.log"
+            echo "== keyword $mode: $name FAILED (exit code $rc)"
+            failed+=("$mode:$name")
+        fi
+    done
+done
+
+echo "== keyword mode off"
+ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -e "kw_tmp=$kw_tmp" switch_off.yml "$@"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "runme.sh: pattern playbooks failed: ${failed[*]}" >&2
+    exit 1
+fi
+echo "runme.sh: keyword mode on and off passed"

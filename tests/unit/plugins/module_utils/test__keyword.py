@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Keyword mode's wrapper: ansible-core's command lines (2.16 to 2.20, and 2.21) become one real job."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
+from ansible_collections.detached.jobs.plugins.module_utils import _ops
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
+
+MODULE = (
+    "#!{python}\n"
+    "import json, sys\n"
+    'args = open(sys.argv[1]).read() if len(sys.argv) > 1 else ""\n'
+    'print(json.dumps({{"changed": True, "args": args, "argv0": sys.argv[0]}}))\n'
+)
+
+
+@pytest.fixture
+def task_tmp(tmp_path: Path) -> Path:
+    """A task's remote tmp dir as ansible-core leaves it: the module file and its arguments file."""
+    d = tmp_path / "ansible-tmp-1"
+    d.mkdir()
+    (d / "AnsiballZ_ping.py").write_text(MODULE.format(python=sys.executable))
+    (d / "args").write_text("data=pong")
+    return d
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> js.JobStore:
+    s = js.JobStore(str(tmp_path / "jobs"))
+    yield s
+    kill_leftovers(s)
+
+
+def test_old_command_line(task_tmp: Path) -> None:
+    inv = kw.Invocation(["j1", "30", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args"), "-preserve_tmp"])
+    assert (inv.limit, inv.preserve_tmp, inv.interpreter, inv.module) == (30, True, None, "ping")
+    assert inv.args_path == str(task_tmp / "args")
+    assert inv.jid == f"j1.{os.getpid()}"
+    spec = inv.job_spec()
+    assert spec.interpreter == [sys.executable] and spec.style == "new" and spec.args_data == "data=pong" and spec.timeout == 30
+
+
+def test_old_command_line_without_args() -> None:
+    inv = kw.Invocation(["j1", "0", "/tmp/x/AnsiballZ_ping.py", "_"])
+    assert (inv.args_path, inv.preserve_tmp, inv.limit) == (None, False, 0)
+
+
+def test_new_command_line(task_tmp: Path) -> None:
+    module = str(task_tmp / "AnsiballZ_ping.py")
+    inv = kw.Invocation(["j2", "10", "false", module, "/usr/bin/env", "python3", module])
+    assert (inv.preserve_tmp, inv.interpreter, inv.args_path) == (False, ["/usr/bin/env", "python3"], None)
+    inv = kw.Invocation(["j2", "10", "true", module, "/usr/bin/python3", module, str(task_tmp / "args")])
+    assert (inv.preserve_tmp, inv.args_path) == (True, str(task_tmp / "args"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["j1", "30"], "usage: async_wrapper"),
+        (["j1", "soon", "/tmp/m", "_"], "got 'soon'"),
+        (["j1", "3", "true", "/tmp/m", "python3", "/tmp/other"], "is not in its command line"),
+        (["j1", "3", "true", "/tmp/m", "python3", "/tmp/m", "a", "b"], "more than one argument"),
+        (["x;rm", "3", "/tmp/m", "_"], "x;rm"),
+    ],
+)
+def test_bad_command_lines(argv: list[str], words: str) -> None:
+    with pytest.raises(js.JobStoreError if argv[0] == "x;rm" else kw.KeywordError, match=words.replace(";", ".")):
+        kw.Invocation(argv)
+
+
+def test_binary_module_has_no_interpreter(tmp_path: Path) -> None:
+    path = tmp_path / "AnsiballZ_bin"
+    path.write_bytes(b"\x7fELF...")
+    spec = kw.Invocation(["j1", "5", str(path), "_"]).job_spec()
+    assert (spec.style, spec.interpreter) == ("binary", [])
+
+
+def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, store: js.JobStore) -> None:
+    answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
+    jid = answer["ansible_job_id"]
+    assert answer == {
+        "failed": False,
+        "started": True,
+        "finished": False,
+        "ansible_job_id": jid,
+        "results_file": store.job_path(jid),
+        "_ansible_suppress_tmpdir_delete": True,
+    }
+    assert not task_tmp.exists(), "the job runs from its own copy: the task's tmp dir goes at once"
+    view = wait_done(store, jid)
+    assert view["detached"]["state"] == js.SUCCEEDED and view["args"] == "data=pong"
+    assert view["detached"]["module"] == "ping" and view["detached"]["timeout"] == 60
+    assert stat.S_IMODE(os.stat(store.job_path(jid)).st_mode) == 0o600
+
+
+def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, store: js.JobStore) -> None:
+    answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": store.path})
+    assert task_tmp.exists() and answer["_ansible_suppress_tmpdir_delete"] is False
+    wait_done(store, answer["ansible_job_id"])
+
+
+def test_launch_of_a_missing_module_names_it(tmp_path: Path, store: js.JobStore) -> None:
+    with pytest.raises(kw.KeywordError, match="cannot read the module to run: .*nowhere"):
+        kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+
+
+def _until(predicate: t.Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None:
+    """ansible-core cleans up after every poll: a vanished job's process must not be left unfindable."""
+    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
+    jid = view["ansible_job_id"]
+    meta = ctl.status(store, jid)["detached"]
+    os.kill(meta["pid"], 9)
+    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
+    assert ctl.status(store, jid)["detached"]["state"] == js.VANISHED
+    child = meta["child_pid"]
+    assert not _gone(child)
+    result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
+    assert result["stopped"] == f"its process {child} (still running unsupervised)"
+    assert store.files_of(jid) == []
+    _until(lambda: _gone(child), f"process {child} still runs")
