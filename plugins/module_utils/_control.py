@@ -99,6 +99,8 @@ class JobSpec:
         self.grace = spec.get("grace", 5)
         self.output_limit = spec.get("output_limit")
         self.if_running = spec.get("if_running") or "attach"
+        # Keyword mode: a directory the supervisor removes once the job has ended (the task's tmp dir).
+        self.remove_after = spec.get("remove_after")
         # Set by the async keyword (ansible-core chose the id); else a new one is made at launch.
         self.jid = _ids.validate_jid(spec["jid"]) if spec.get("jid") else None
         if self.name is not None:
@@ -163,6 +165,7 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
             "timeout": spec.timeout,
             "grace": spec.grace,
             "output_limit": spec.output_limit,
+            "remove_after": spec.remove_after,
         }
         spawned = proc.spawn_session([python, "-I", "-S", pyz], json.dumps(sup_spec).encode("utf-8"))
     except (OSError, js.JobStoreError) as ex:

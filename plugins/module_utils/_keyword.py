@@ -102,6 +102,8 @@ class Invocation:
                 "style": style,
                 "args_data": args_data,
                 "timeout": self.limit,
+                # The module may use the task's tmp dir while it runs: it goes when the job ends.
+                "remove_after": None if self.preserve_tmp else os.path.dirname(self.module_path),
             }
         )
 
@@ -120,16 +122,14 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
     async_dir = environ.get("ANSIBLE_ASYNC_DIR") or ids.DEFAULT_ASYNC_DIR
     try:
         store = js.JobStore(async_dir, create=True)
-        results = _control.start(store, [inv.job_spec()])
-    except js.JobStoreError as ex:
-        raise KeywordError(str(ex)) from ex
-    finally:
-        # The job runs from its own copy in the job directory: the task's tmp dir can go now.
+        result = _control.start(store, [inv.job_spec()])[0]
+        if result.get("failed"):
+            raise KeywordError(str(result.get("msg")))
+    except (KeywordError, js.JobStoreError) as ex:
+        # No job will remove the task's tmp dir: do it here, as ansible-core's wrapper would.
         if not inv.preserve_tmp:
             shutil.rmtree(os.path.dirname(inv.module_path), ignore_errors=True)
-    result = results[0]
-    if result.get("failed"):
-        raise KeywordError(str(result.get("msg")))
+        raise KeywordError(str(ex)) from ex
     return {
         "failed": False,
         "started": True,
@@ -148,9 +148,10 @@ def wrapper_main() -> None:
     except (KeywordError, js.JobStoreError) as ex:
         answer = {"failed": True, "msg": f"detached.jobs keyword mode: {ex}"}
         code = 1
-    print(json.dumps(answer))
+    # The wrapper is no AnsibleModule (it takes no module arguments): it answers as ansible-core's does.
+    print(json.dumps(answer))  # pylint: disable=ansible-bad-function
     sys.stdout.flush()
-    sys.exit(code)
+    sys.exit(code)  # pylint: disable=ansible-bad-function
 
 
 def status_main(module_class: t.Any) -> None:
@@ -174,5 +175,7 @@ def status_main(module_class: t.Any) -> None:
     job = result.pop("job", None)
     if job is None:
         module.exit_json(**result)
-    print(json.dumps(job))
-    sys.exit(0)
+    # The stored result as it is, bypassing exit_json's processing, which it went through already
+    # in the job's own module (as ansible-core's async_status does).
+    print(json.dumps(job))  # pylint: disable=ansible-bad-function
+    sys.exit(0)  # pylint: disable=ansible-bad-function

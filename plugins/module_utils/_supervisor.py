@@ -220,6 +220,12 @@ class Supervisor:
 
     def _finish(self, started: float) -> None:
         ended = time.time()
+        if self.spec.get("remove_after"):
+            # Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
+            # downloads into it), goes when the job has ended, as with ansible-core's wrapper.
+            import shutil
+
+            shutil.rmtree(self.spec["remove_after"], ignore_errors=True)
         status = self.child_status or 0
         rc: int | None = None
         sig: int | None = None

@@ -99,8 +99,8 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
         "results_file": store.job_path(jid),
         "_ansible_suppress_tmpdir_delete": True,
     }
-    assert not task_tmp.exists(), "the job runs from its own copy: the task's tmp dir goes at once"
     view = wait_done(store, jid)
+    assert not task_tmp.exists(), "the task's tmp dir goes when the job has ended"
     assert view["detached"]["state"] == js.SUCCEEDED and view["args"] == "data=pong"
     assert view["detached"]["module"] == "ping" and view["detached"]["timeout"] == 60
     assert stat.S_IMODE(os.stat(store.job_path(jid)).st_mode) == 0o600
@@ -108,8 +108,23 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
 
 def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, store: js.JobStore) -> None:
     answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": store.path})
-    assert task_tmp.exists() and answer["_ansible_suppress_tmpdir_delete"] is False
+    assert answer["_ansible_suppress_tmpdir_delete"] is False
     wait_done(store, answer["ansible_job_id"])
+    assert task_tmp.exists()
+
+
+def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, store: js.JobStore) -> None:
+    """A module may use it while it runs (get_url downloads into it)."""
+    task_tmp = tmp_path / "ansible-tmp-2"
+    task_tmp.mkdir()
+    go = tmp_path / "go"
+    (task_tmp / "AnsiballZ_wait.py").write_text(f"#!/bin/sh\nwhile [ ! -f {go} ]; do sleep 0.05; done\nls {task_tmp} >/dev/null && echo '{{}}'\n")
+    answer = kw.launch(["j9", "60", str(task_tmp / "AnsiballZ_wait.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+    assert task_tmp.exists()
+    go.write_text("")
+    view = wait_done(store, answer["ansible_job_id"])
+    assert view["detached"]["state"] == js.SUCCEEDED, view
+    assert not task_tmp.exists()
 
 
 def test_launch_of_a_missing_module_names_it(tmp_path: Path, store: js.JobStore) -> None:
