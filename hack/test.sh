@@ -218,7 +218,10 @@ package() {
     for p in start wait async_status job_info prune async_wrapper; do
       ansible-doc "detached.jobs.$p" >/dev/null || exit 1
     done
-    ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml"
+    ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml" || exit 1
+    # Keyword mode from the installed copy: its modules' docs, and a keyword playbook with the switch on.
+    ansible-doc -M "$installed/keyword" async_wrapper >/dev/null && ansible-doc -M "$installed/keyword" async_status >/dev/null || exit 1
+    ANSIBLE_LIBRARY="$installed/keyword" ansible-playbook "$installed/playbooks/keyword/02_fire_and_forget.yml"
   )
 }
 

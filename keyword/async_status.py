@@ -11,7 +11,7 @@ short_description: The async keyword's status reader, on the detached.jobs engin
 version_added: 1.1.0
 description:
   - Takes the place of ansible-core's C(async_status) module when this directory (C(keyword/) of
-    the detached.jobs collection) is in the module search path. The C(poll:) of C(async:) tasks and
+    the detached.jobs collection) is in the module search path. The C(poll) of C(async) tasks and
     C(ansible.builtin.async_status) tasks then read the collection's job files, so a job whose
     supervisor died reads finished and failed (state C(vanished)), never running forever.
   - See docs/keyword.md of the collection.

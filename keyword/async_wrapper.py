@@ -12,7 +12,7 @@ version_added: 1.1.0
 description:
   - Takes the place of ansible-core's C(async_wrapper) when this directory (C(keyword/) of the
     detached.jobs collection) is in the module search path (C(library) in C(ansible.cfg), or
-    E(ANSIBLE_LIBRARY)). Every task with C(async:) then runs its module as a detached.jobs job:
+    E(ANSIBLE_LIBRARY)). Every task with C(async) then runs its module as a detached.jobs job,
     under the collection's supervisor, with its private status file in the job directory.
   - ansible-core runs this module itself, with a command line of its own; it takes no options.
     See docs/keyword.md of the collection.
