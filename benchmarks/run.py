@@ -478,6 +478,46 @@ def ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("inf")
 
 
+def comparison(key: str, title: str, unit: str, keyword: list[float], detached: list[float], target: float, within: float | None = None) -> dict[str, t.Any]:
+    """One row of results: the medians of both columns, their ratio, and whether the target is met."""
+    kw, dj = float(statistics.median(keyword)), float(statistics.median(detached))
+    r = ratio(kw, dj)
+    return {
+        "id": key,
+        "title": title,
+        "unit": unit,
+        "keyword": kw,
+        "detached": dj,
+        "ratio": r,
+        "keyword_runs": keyword,
+        "detached_runs": detached,
+        "target": f">= {target:g}x" + (f", <= {within:g} s" if within is not None else ""),
+        "met": r >= target and (within is None or dj <= within),
+    }
+
+
+def switch_comparisons(runs: list[dict[str, t.Any]], metric: str) -> list[dict[str, t.Any]]:
+    """Keyword mode: the same async keyword tasks with the switch on (second column), against the plain keyword."""
+    return [
+        comparison(
+            "launch_switch",
+            "keyword mode on: launch, s per job (loop)",
+            "s",
+            values(runs, "launch_keyword_per_job"),
+            values(runs, "launch_switch_per_job"),
+            TARGETS["launch_switch"],
+        ),
+        comparison(
+            "memory_switch",
+            f"keyword mode on: memory the wrapper adds per running job, MiB {metric.upper()}",
+            "MiB",
+            [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
+            [v / 1024 for v in values(runs, "memory_switch", f"wrapper_{metric}_kb_per_job")],
+            TARGETS["memory_switch"],
+        ),
+    ]
+
+
 def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
     metric = "pss" if all(run[f"memory_{side}"]["pss_kb_per_job"] is not None for run in runs for side in MEMORY_SIDES) else "rss"
     med: dict[str, t.Any] = {
@@ -490,70 +530,37 @@ def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dic
         "memory_detached_all_kb": median(runs, "memory_detached", f"{metric}_kb_per_job"),
         "memory_metric": metric,
     }
-    comps = []
-
-    def add(key: str, title: str, unit: str, keyword: list[float], detached: list[float], target: float, within: float | None = None) -> None:
-        kw, dj = float(statistics.median(keyword)), float(statistics.median(detached))
-        r = ratio(kw, dj)
-        comps.append(
-            {
-                "id": key,
-                "title": title,
-                "unit": unit,
-                "keyword": kw,
-                "detached": dj,
-                "ratio": r,
-                "keyword_runs": keyword,
-                "detached_runs": detached,
-                "target": f">= {target:g}x" + (f", <= {within:g} s" if within is not None else ""),
-                "met": r >= target and (within is None or dj <= within),
-            }
-        )
-
-    add("launch", "launch, s per job (loop)", "s", values(runs, "launch_keyword_per_job"), values(runs, "launch_detached_per_job"), TARGETS["launch"])
-    add(
-        "batch",
-        "start N jobs, s (keyword loop vs one batch)",
-        "s",
-        values(runs, "launch_keyword_total"),
-        values(runs, "batch_detached_total"),
-        TARGETS["batch"],
-    )
-    add(
-        "wait",
-        "wait: s from last job end to task return",
-        "s",
-        values(runs, "wait_keyword", "latency"),
-        values(runs, "wait_detached", "latency"),
-        TARGETS["wait"],
-        within=TARGETS["wait_within"],
-    )
-    add(
-        "memory",
-        f"memory the wrapper adds per running job, MiB {metric.upper()}",
-        "MiB",
-        [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
-        [v / 1024 for v in values(runs, "memory_detached", f"wrapper_{metric}_kb_per_job")],
-        TARGETS["memory"],
-    )
-    # Keyword mode: the same async keyword tasks with the switch on (second column), against the plain keyword.
-    add(
-        "launch_switch",
-        "keyword mode on: launch, s per job (loop)",
-        "s",
-        values(runs, "launch_keyword_per_job"),
-        values(runs, "launch_switch_per_job"),
-        TARGETS["launch_switch"],
-    )
-    add(
-        "memory_switch",
-        f"keyword mode on: memory the wrapper adds per running job, MiB {metric.upper()}",
-        "MiB",
-        [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
-        [v / 1024 for v in values(runs, "memory_switch", f"wrapper_{metric}_kb_per_job")],
-        TARGETS["memory_switch"],
-    )
-    return comps, med
+    comps = [
+        comparison(
+            "launch", "launch, s per job (loop)", "s", values(runs, "launch_keyword_per_job"), values(runs, "launch_detached_per_job"), TARGETS["launch"]
+        ),
+        comparison(
+            "batch",
+            "start N jobs, s (keyword loop vs one batch)",
+            "s",
+            values(runs, "launch_keyword_total"),
+            values(runs, "batch_detached_total"),
+            TARGETS["batch"],
+        ),
+        comparison(
+            "wait",
+            "wait: s from last job end to task return",
+            "s",
+            values(runs, "wait_keyword", "latency"),
+            values(runs, "wait_detached", "latency"),
+            TARGETS["wait"],
+            within=TARGETS["wait_within"],
+        ),
+        comparison(
+            "memory",
+            f"memory the wrapper adds per running job, MiB {metric.upper()}",
+            "MiB",
+            [v / 1024 for v in values(runs, "memory_keyword", f"wrapper_{metric}_kb_per_job")],
+            [v / 1024 for v in values(runs, "memory_detached", f"wrapper_{metric}_kb_per_job")],
+            TARGETS["memory"],
+        ),
+    ]
+    return comps + switch_comparisons(runs, metric), med
 
 
 def fmt(value: float) -> str:

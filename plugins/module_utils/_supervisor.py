@@ -220,12 +220,7 @@ class Supervisor:
 
     def _finish(self, started: float) -> None:
         ended = time.time()
-        if self.spec.get("remove_after"):
-            # Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
-            # downloads into it), goes when the job has ended, as with ansible-core's wrapper.
-            import shutil
-
-            shutil.rmtree(self.spec["remove_after"], ignore_errors=True)
+        self._remove_task_tmp()
         status = self.child_status or 0
         rc: int | None = None
         sig: int | None = None
@@ -279,6 +274,14 @@ class Supervisor:
                 return
         drop = [s for s in ("stdout", "stderr") if s not in keep]
         self.store.remove_extra(self.jid, ["payload", "args", "pyz"] + drop)
+
+    def _remove_task_tmp(self) -> None:
+        """Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
+        downloads into it), goes when the job has ended, as with ansible-core's wrapper."""
+        if self.spec.get("remove_after"):
+            import shutil
+
+            shutil.rmtree(self.spec["remove_after"], ignore_errors=True)
 
     # --- main ---------------------------------------------------------------
     def run(self, ack: int) -> int:

@@ -9,20 +9,7 @@
 set -eu -o pipefail
 
 inventory=${INVENTORY_PATH:-../../inventory}
-
-find_collection() {
-    local path
-    local IFS=:
-    for path in ${ANSIBLE_COLLECTIONS_PATH:-}; do
-        if [ -d "$path/ansible_collections/detached/jobs/keyword" ]; then
-            echo "$path/ansible_collections/detached/jobs"
-            return 0
-        fi
-    done
-    echo "runme.sh: cannot find the collection's keyword/ directory in ANSIBLE_COLLECTIONS_PATH" >&2
-    return 1
-}
-collection=$(find_collection)
+collection=$(../keyword_mode/collection.sh)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 off_library=${ANSIBLE_LIBRARY:-}
