@@ -101,11 +101,23 @@ class Invocation:
                 "interpreter": interpreter,
                 "style": style,
                 "args_data": args_data,
-                "timeout": self.limit,
+                "timeout": builtin_deadline(self.limit),
                 # The module may use the task's tmp dir while it runs: it goes when the job ends.
                 "remove_after": None if self.preserve_tmp else os.path.dirname(self.module_path),
             }
         )
+
+
+def builtin_deadline(limit: int) -> int:
+    """When ansible-core's own wrapper stops a job of this async limit, in seconds.
+
+    It checks every 5 seconds (every limit/2 below that), so a job of a limit above 5 runs until
+    the next multiple of 5: async 6 gives 10 s. Keyword mode keeps that, so that a playbook tuned
+    against ansible-core's wrapper is not cut short; detached.timeout shows the limit applied.
+    """
+    if limit <= 5:
+        return limit
+    return -(-limit // 5) * 5
 
 
 def _shebang(payload: bytes) -> list[str]:

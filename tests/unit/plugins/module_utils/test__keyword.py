@@ -53,6 +53,11 @@ def test_old_command_line(task_tmp: Path) -> None:
     assert spec.interpreter == [sys.executable] and spec.style == "new" and spec.args_data == "data=pong" and spec.timeout == 30
 
 
+@pytest.mark.parametrize(("limit", "deadline"), [(0, 0), (1, 1), (3, 3), (5, 5), (6, 10), (10, 10), (11, 15), (60, 60), (3600, 3600)])
+def test_builtin_deadline(limit: int, deadline: int) -> None:
+    assert kw.builtin_deadline(limit) == deadline
+
+
 def test_old_command_line_without_args() -> None:
     inv = kw.Invocation(["j1", "0", "/tmp/x/AnsiballZ_ping.py", "_"])
     assert (inv.args_path, inv.preserve_tmp, inv.limit) == (None, False, 0)
