@@ -38,7 +38,7 @@ def task_tmp(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> js.JobStore:
+def store(tmp_path: Path) -> t.Iterator[js.JobStore]:
     s = js.JobStore(str(tmp_path / "jobs"))
     yield s
     kill_leftovers(s)
