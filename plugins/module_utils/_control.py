@@ -323,7 +323,7 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     now = time.time()
     meta = dict(record["detached"])
     started = meta.get("started_at") or now
-    meta.update(ended_at=now, elapsed=round(now - started, 3))
+    meta.update(ended_at=now, elapsed=round(now - started, 3), rc=None, signal=None)
     msg = f"job {jid}: its supervisor (pid {meta.get('pid')}) is gone without recording a result (killed, out of memory, or the host rebooted)"
     if child_alive(meta):
         msg += f"; its process {meta.get('child_pid')} is still running unsupervised: kill it with mode=kill"
@@ -377,7 +377,9 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     # marker, setsid escapees included.
     proc.kill_tree(meta["child_pid"] if child_alive(meta) else None, root=None, grace=grace, jid=jid)
     now = time.time()
-    meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3))
+    # The same keys as a record the supervisor writes; the exit code and signal are not known here.
+    meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3), rc=None, signal=None)
+    meta.setdefault("files", {})
     record = js.final_record(jid, store.job_path(jid), {"msg": "the job was killed on request (its supervisor did not handle it)"}, meta, js.KILLED)
     store.write(jid, record)
     return js.view(jid, store.job_path(jid), record), True

@@ -166,3 +166,16 @@ def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None
     assert result["stopped"] == f"its process {child} (still running unsupervised)"
     assert store.files_of(jid) == []
     _until(lambda: _gone(child), f"process {child} still runs")
+
+
+def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore) -> None:
+    """Vanished and killed-without-supervisor records carry rc and signal too (readers use them)."""
+    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
+    jid = view["ansible_job_id"]
+    os.kill(ctl.status(store, jid)["detached"]["pid"], 9)
+    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
+    vanished = ctl.status(store, jid)["detached"]
+    assert vanished["state"] == js.VANISHED and vanished["rc"] is None and vanished["signal"] is None
+    killed, changed = ctl.kill(store, jid)
+    assert changed and killed["detached"]["state"] == js.KILLED
+    assert {"rc", "signal", "files"} <= set(killed["detached"])
