@@ -108,9 +108,13 @@ integration() {
 # own_pids COMMAND...: COMMAND in a PID namespace of its own (as root, where unshare can): the
 # integration runs that go on at the same time (the stage and the matrix cells) then cannot see,
 # pgrep or pkill each other's job processes, which their targets find by fixed markers.
+# The namespace's PID 1 is a shell that reaps orphans, as init does on a real host (the detached
+# supervisors end as orphans; under ansible-test as PID 1 they would stay zombies all run long).
 own_pids() {
   if [ "$(id -u)" -eq 0 ] && unshare --pid --fork --mount-proc true 2>/dev/null; then
-    unshare --pid --fork --mount-proc "$@"
+    # (In the foreground: a background job of a non-interactive shell would ignore SIGINT, and so
+    # would everything it starts, which reliability_interrupt's Ctrl-C must reach.)
+    unshare --pid --fork --mount-proc bash -c '"$@"; exit $?' own_pids "$@"
   else
     "$@"
   fi
@@ -182,7 +186,13 @@ matrix_result() {
   read -r rc start end < ".build/matrix/$name.done"
   echo "=== cell: $name ($log)"
   grep -E '\[(DEPRECATION )?WARNING\]' "$log" | sort | uniq -c | sort -rn | head -n 20
-  [ "$rc" -eq 0 ] || [ "$rc" -eq $skip_rc ] || tail -n 40 "$log"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne $skip_rc ]; then
+    tail -n 40 "$log"
+    # A cell killed from outside (exit 137: SIGKILL, the OOM killer) ends its log mid-task.
+    echo "cell $name: exit code $rc$( [ "$rc" -gt 128 ] && echo " (signal $((rc-128)))")"
+    grep -q -E '^(FATAL|ERROR):|PLAY RECAP' "$log" || echo "cell $name: its log ends without ansible-test's verdict"
+    [ "$(id -u)" -ne 0 ] || dmesg 2>/dev/null | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 5
+  fi
   report "$name" "$rc" $((end-start)) "$(skip_reason "$rc" "$log")"
 }
 ssh_suite() {

@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import shlex
-import shutil
 import sys
 import typing as t
 
@@ -140,6 +139,8 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
     except (KeywordError, js.JobStoreError) as ex:
         # No job will remove the task's tmp dir: do it here, as ansible-core's wrapper would.
         if not inv.preserve_tmp:
+            import shutil
+
             shutil.rmtree(os.path.dirname(inv.module_path), ignore_errors=True)
         raise KeywordError(str(ex)) from ex
     return {

@@ -15,3 +15,12 @@ if not os.path.lexists(_LINK):
     os.symlink(_ROOT, _LINK)
 if _COLL not in sys.path:
     sys.path.insert(0, _COLL)
+
+
+import pytest  # noqa: E402  (after the path set-up above)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's zip cache (_control.supervisor_pyz) in a directory of the test run, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -342,3 +342,122 @@ def test_check_mode_restart_keeps_the_running_job(store: js.JobStore) -> None:
     assert result["would_start"] is True and result["restarted"] == jid
     assert store.list_jids() == [jid] and store.name_get("web") == jid
     assert ctl.status(store, jid)["finished"] is False
+
+
+# --- the supervisor's zip application, kept in the user's cache directory ---------------------
+
+
+@pytest.fixture
+def fresh_pyz(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[dict]:
+    """A cache directory of this test, no zip built in this process yet, and a count of the builds."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    builds = {"n": 0}
+    real = ctl._build_pyz
+
+    def counting(sources: dict[str, str], compiled: bool) -> bytes:
+        builds["n"] += 1
+        return real(sources, compiled)
+
+    monkeypatch.setattr(ctl, "_build_pyz", counting)
+    yield builds
+
+
+def _cached_files(tmp_path: t.Any) -> list[str]:
+    cache = tmp_path / "xdg" / "detached.jobs"
+    return sorted(os.listdir(cache)) if cache.exists() else []
+
+
+def test_supervisor_pyz_is_built_once_and_read_from_the_cache(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ctl.supervisor_pyz(compiled=True)
+    [name] = _cached_files(tmp_path)
+    path = tmp_path / "xdg" / "detached.jobs" / name
+    assert name.startswith("supervisor-") and name.endswith(".pyz")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(path.parent).st_mode & 0o777 == 0o700
+    assert path.read_bytes() == first
+    monkeypatch.setattr(ctl, "_PYZ", {})  # a new process: only the cache is left
+    assert ctl.supervisor_pyz(compiled=True) == first
+    assert fresh_pyz["n"] == 1
+    # Source and bytecode are kept apart.
+    ctl.supervisor_pyz(compiled=False)
+    assert fresh_pyz["n"] == 2 and len(_cached_files(tmp_path)) == 2
+
+
+def test_supervisor_pyz_cache_key_follows_the_code(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctl.supervisor_pyz(compiled=True)
+    real = ctl._module_source
+    monkeypatch.setattr(ctl, "_module_source", lambda name: real(name) + ("\n# changed\n" if name == "_supervisor" else ""))
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    ctl.supervisor_pyz(compiled=True)
+    assert fresh_pyz["n"] == 2 and len(_cached_files(tmp_path)) == 2
+
+
+def test_supervisor_pyz_rebuilt_when_the_cached_file_is_cut_short(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = ctl.supervisor_pyz(compiled=True)
+    [name] = _cached_files(tmp_path)
+    path = tmp_path / "xdg" / "detached.jobs" / name
+    path.write_bytes(whole[: len(whole) // 2])
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    assert ctl.supervisor_pyz(compiled=True) == whole
+    assert fresh_pyz["n"] == 2 and path.read_bytes() == whole
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777])
+def test_supervisor_pyz_cache_writable_by_others_is_not_used(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
+    whole = ctl.supervisor_pyz(compiled=True)
+    cache = tmp_path / "xdg" / "detached.jobs"
+    [name] = _cached_files(tmp_path)
+    os.chmod(cache, mode)
+    (cache / name).write_bytes(b"not the supervisor")  # what another user could have put there
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    assert ctl.supervisor_pyz(compiled=True) == whole
+    assert fresh_pyz["n"] == 2
+    assert (cache / name).read_bytes() == b"not the supervisor"  # nothing written into it either
+
+
+def test_supervisor_pyz_cache_file_writable_by_others_is_not_used(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = ctl.supervisor_pyz(compiled=True)
+    [name] = _cached_files(tmp_path)
+    os.chmod(tmp_path / "xdg" / "detached.jobs" / name, 0o666)
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    assert ctl.supervisor_pyz(compiled=True) == whole
+    assert fresh_pyz["n"] == 2
+
+
+def test_supervisor_pyz_without_a_usable_cache(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cache directory's place is a file: nothing can be kept, the zip is built each time.
+    (tmp_path / "xdg").mkdir()
+    (tmp_path / "xdg" / "detached.jobs").write_text("a file")
+    whole = ctl.supervisor_pyz(compiled=True)
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    assert ctl.supervisor_pyz(compiled=True) == whole
+    assert fresh_pyz["n"] == 2
+    # No home at all (a relative XDG_CACHE_HOME is ignored, as the spec says).
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.setattr(os.path, "expanduser", lambda p: p)
+    assert ctl._cache_dir() is None
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    assert ctl.supervisor_pyz(compiled=True) == whole
+
+
+def test_jobs_start_from_the_cached_supervisor(fresh_pyz: dict, store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctl.supervisor_pyz(compiled=True)
+    monkeypatch.setattr(ctl, "_PYZ", {})
+    [started] = ctl.start(store, [cmd(["sh", "-c", "echo cached"])])
+    assert fresh_pyz["n"] == 1
+    done = wait_done(store, started["ansible_job_id"])
+    assert done["stdout"].strip() == "cached" and done["detached"]["state"] == "succeeded"
+
+
+def test_module_source_from_the_file_when_the_loader_keeps_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from ansible_collections.detached.jobs.plugins.module_utils import _supervisor
+
+    with open(_supervisor.__file__, encoding="utf-8") as f:
+        expected = f.read()
+    monkeypatch.delitem(sys.modules, _supervisor.__name__)
+    monkeypatch.setattr(ctl.importlib.util, "find_spec", lambda name: types.SimpleNamespace(loader=None))
+    assert ctl._module_source("_supervisor") == expected
