@@ -71,6 +71,7 @@ lint() {
   # The plugins by their import names, through the .build/collections symlink.
   (cd .build && MYPYPATH="$root/.build/collections" mypy --config-file "$root/pyproject.toml" -p ansible_collections.detached.jobs.plugins) || rc=1
   mypy --config-file pyproject.toml tests hack benchmarks || rc=1
+  python hack/keyword_wrapper.py --check || rc=1
   python hack/check_docs.py .build/examples || rc=1
   python hack/check_role_specs.py || rc=1
   (cd .build/examples && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
@@ -127,23 +128,30 @@ own_pids() {
 # a time, and each is reported at the end with its own result and run time.
 # A subset of targets for the host Pythons that get no full run (see matrix_cells).
 core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
-# matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first.
+# matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first (but for keyword-core).
 matrix_cells() {
+  # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh): one first,
+  # one last, as they take turns (cell_keyword_core).
+  echo "keyword-core2.19 cell_keyword_core main"
   for v in $(core_versions); do echo "integration-core$v cell_core $v"; done
   # The newest ansible-core that supports each managed-host Python (3.11 is the default above):
   # 2.19 is the last with 3.8; 2.20 and 2.21 support 3.9 to 3.14 (ansible_test constants.py).
   echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
   echo "integration-core2.21-py3.13 cell_host_python 3.13 2.21"
   for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
-  # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh).
-  echo "keyword-core2.19 cell_keyword_core main"
   echo "keyword-core2.21 cell_keyword_core 2.21"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
+# ansible-core's async target makes and removes ~/.ansible_async_test (the user's home, which a
+# cell cannot change: ansible-core finds it in the password database), so the two cells take
+# turns; the second one's log says how long it waited, and its time includes the wait.
 cell_keyword_core() {
   local venv=.venv
   [ "$1" = main ] || venv=$(core_venv "$1") || return
-  own_pids tests/keyword_core/run.sh "$venv"
+  # shellcheck disable=SC2016 # expanded by the inner shell, once the lock is held
+  own_pids flock .build/matrix/keyword-core.lock bash -c \
+    'echo "keyword-core: started after waiting $(( $(date +%s) - $1 )) s for the other keyword-core cell"; shift; exec "$@"' \
+    _ "$(date +%s)" tests/keyword_core/run.sh "$venv"
 }
 cell_core() { on_core "$1" integration; }
 # cell_host_python PY CORE [TARGET...]: the suite on ansible-core CORE ("main": .venv) with the

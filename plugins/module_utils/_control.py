@@ -46,14 +46,18 @@ def _module_source(name: str) -> str:
     get_source = getattr(getattr(spec, "loader", None), "get_source", None)
     source = get_source(fullname) if get_source is not None else None
     if source is None:
-        # A loader that keeps no source (some importers of modules run in-process): the module's file.
-        # This import is also what has ansible-core's AnsiballZ ship the supervisor with the modules
-        # that launch jobs (it finds the module_utils to ship by reading their imports).
+        # An importer that has the source only once the module is loaded (Mitogen's), or none at
+        # all: import it, ask its loader again, else read its file. This import is also what has
+        # ansible-core's AnsiballZ ship the supervisor with the modules that launch jobs (it finds
+        # the module_utils to ship by reading their imports).
         from ansible_collections.detached.jobs.plugins.module_utils import _supervisor
 
         module = module or (_supervisor if name == "_supervisor" else importlib.import_module(fullname))
-        with open(str(module.__file__), encoding="utf-8") as f:
-            source = f.read()
+        get_source = getattr(getattr(module, "__loader__", None), "get_source", None)
+        source = get_source(fullname) if get_source is not None else None
+        if source is None:
+            with open(str(module.__file__), encoding="utf-8") as f:
+                source = f.read()
     return source
 
 

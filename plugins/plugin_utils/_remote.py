@@ -86,37 +86,55 @@ _PKG = "ansible_collections.detached.jobs.plugins.module_utils"
 _HOST_CODE = ("_ids", "_jobstore", "_process", "_supervisor", "_control", "_ops", "_query")
 _SOURCES: dict[str, str] = {}
 
-# Runs on the host with the module interpreter as `python -I -S -c ...`: installs an importer
-# for the collection's host code sent on stdin (with the operation and its parameters), runs
-# the operation and prints its result as JSON. Standard library only.
-_BOOTSTRAP = (
-    r"""
-import json, sys
+# The importer both ways of running the collection's host code without AnsiballZ install on the
+# host: it serves the modules of S ({full module name: source}) and their packages. Python text,
+# standard library only, for the lean runner below and for keyword/async_wrapper.py (which
+# hack/keyword_wrapper.py writes with it).
+HOST_IMPORTER = r"""
 from importlib.util import spec_from_loader
-D = json.loads(sys.stdin.buffer.read())
-S = D["s"]
+
 P = "@PKG@".split(".")
 K = {".".join(P[:i + 1]) for i in range(len(P))}
+
+
 class L:
     @staticmethod
     def find_spec(name, path=None, target=None):
         if name in K or name in S:
             return spec_from_loader(name, L, is_package=name in K)
         return None
+
     @staticmethod
     def create_module(spec):
         return None
+
     @staticmethod
     def exec_module(module):
         if module.__name__ in S:
             exec(compile(S[module.__name__], module.__name__.replace(".", "/") + ".py", "exec"), module.__dict__)
+
     @staticmethod
     def get_source(name):
         return S.get(name)
+
+
 sys.meta_path.insert(0, L)
+""".replace("@PKG@", _PKG)
+
+# Runs on the host with the module interpreter as `python -I -S -c ...`: installs the importer
+# for the collection's host code sent on stdin (with the operation and its parameters), runs
+# the operation and prints its result as JSON. Standard library only.
+_BOOTSTRAP = (
+    r"""
+import json, sys
+D = json.loads(sys.stdin.buffer.read())
+S = D["s"]
+"""
+    + HOST_IMPORTER
+    + r"""
 from ansible_collections.detached.jobs.plugins.module_utils import _ops
 sys.stdout.write("\n" + json.dumps(_ops.run(D["o"], D["a"], D["c"])) + "\n")
-""".replace("@PKG@", _PKG)
+"""
 )
 
 

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
+import subprocess
 import sys
 import time
 import typing as t
@@ -179,3 +182,59 @@ def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore
     killed, changed = ctl.kill(store, jid)
     assert changed and killed["detached"]["state"] == js.KILLED
     assert {"rc", "signal", "files"} <= set(killed["detached"])
+
+
+# --- keyword/async_wrapper.py itself: a file ansible-core ships as it is ----------------------
+
+ROOT = Path(__file__).resolve().parents[4]
+WRAPPER = ROOT / "keyword" / "async_wrapper.py"
+
+
+def test_wrapper_file_is_generated_from_the_current_module_utils() -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "hack" / "keyword_wrapper.py"), "--check"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+
+
+def test_wrapper_imports_nothing_ansible_core_would_build_into_ansiballz() -> None:
+    # ansible-core's own test (module_common.NEW_STYLE_PYTHON_MODULE_RE): a match would make it an AnsiballZ module again.
+    from ansible.executor.module_common import NEW_STYLE_PYTHON_MODULE_RE
+
+    data = WRAPPER.read_bytes()
+    assert NEW_STYLE_PYTHON_MODULE_RE.search(data) is None
+    assert data.startswith(b"#!/bin/sh\n")
+
+
+@pytest.mark.parametrize("form", ["2.16-2.20", "2.21"])
+def test_wrapper_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, form: str) -> None:
+    """As ansible-core runs it: /bin/sh, a copy in the task's tmp dir, no collection on any path."""
+    wrapper = task_tmp / "async_wrapper.py"
+    shutil.copy(WRAPPER, wrapper)
+    module = str(task_tmp / "AnsiballZ_ping.py")
+    args = str(task_tmp / "args")
+    if form == "2.21":
+        argv = ["j123456789", "30", "true", module, sys.executable, module, args]
+    else:
+        argv = ["j123456789", "30", module, args, "-preserve_tmp"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "ANSIBLE_ASYNC_DIR": str(tmp_path / "jobs")}
+    res = subprocess.run(["/bin/sh", str(wrapper)] + argv, capture_output=True, text=True, env=env, check=False, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    answer = json.loads(res.stdout)
+    assert answer["started"] and not answer["finished"] and answer["ansible_job_id"].startswith("j123456789.")
+    store = js.JobStore(str(tmp_path / "jobs"), create=False)
+    try:
+        done = wait_done(store, answer["ansible_job_id"])
+    finally:
+        kill_leftovers(store)
+    assert done["detached"]["state"] == "succeeded"
+    assert done["args"] == "data=pong" and done["changed"] is True
+    # The supervisor's zip application was built from the sources inside the wrapper, and kept.
+    assert [p.name for p in (tmp_path / ".cache" / "detached.jobs").iterdir() if p.suffix == ".pyz"]
+
+
+def test_wrapper_says_what_is_wrong_with_its_command_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "AnsiballZ_gone.py")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "ANSIBLE_ASYNC_DIR": str(tmp_path / "jobs")}
+    res = subprocess.run(["/bin/sh", str(WRAPPER), "j1", "30", missing, "_"], capture_output=True, text=True, env=env, check=False)
+    answer = json.loads(res.stdout)
+    assert res.returncode == 1 and answer["failed"]
+    assert "cannot read the module to run" in answer["msg"] and missing in answer["msg"]
