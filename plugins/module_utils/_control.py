@@ -3,7 +3,9 @@
 """Job control on the managed host: launch, refresh (vanished detection), kill. Private to detached.jobs.
 
 Used by the collection's modules; it puts _jobstore (the files) and _process (the processes)
-together and holds no knowledge of its own about either. Standard library only, Python 3.8+.
+together and holds no knowledge of its own about either. It also builds the supervisor's zip
+application and keeps it in the user's cache directory, outside the job directory (see
+supervisor_pyz). Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
