@@ -11,7 +11,13 @@ set -eu -o pipefail
 inventory=${INVENTORY_PATH:-../../inventory}
 collection=$(../keyword_mode/collection.sh)
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+# A job directory of this run's own, as in the playbooks target (the default one is shared with
+# the runs in other PID namespaces): a second inventory gives it to testhost. A playbook that sets
+# its own (a block's vars) still wins over it.
+# shellcheck disable=SC2088 # a literal ~: ansible expands it for the user each task runs as
+jobs_dir="~/.ansible_async.$(basename "$logs")"
+printf 'all:\n  hosts:\n    testhost:\n      ansible_async_dir: "%s"\n' "$jobs_dir" > "$logs/jobs_dir.yml"
+trap 'rm -rf "$logs" "$HOME/${jobs_dir#\~/}"' EXIT
 off_library=${ANSIBLE_LIBRARY:-}
 
 playbooks=("$collection"/playbooks/keyword/[0-9][0-9]_*.yml)
@@ -25,9 +31,9 @@ run_one() {
     name=$(basename "$playbook")
     start=$(date +%s)
     if [ "$mode" = on ]; then
-        ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -e target=testhost "$playbook" "${extra[@]}" > "$logs/$mode.$name.log" 2>&1 || rc=$?
+        ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.yml" -e target=testhost "$playbook" "${extra[@]}" > "$logs/$mode.$name.log" 2>&1 || rc=$?
     else
-        ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -e target=testhost -e keyword_mode=false "$playbook" "${extra[@]}" > "$logs/$mode.$name.log" 2>&1 || rc=$?
+        ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.yml" -e target=testhost -e keyword_mode=false "$playbook" "${extra[@]}" > "$logs/$mode.$name.log" 2>&1 || rc=$?
     fi
     echo "$rc $(( $(date +%s) - start ))" > "$logs/$mode.$name.rc"
 }
