@@ -106,6 +106,17 @@ def check_task(module: str, task: t.Any, docs: dict[str, dict[str, t.Any]], wher
     return errors
 
 
+# ansible-core 2.21's `ansible-doc -t role` warns about its own internal collection, whatever role
+# it is asked for: "Collection at '.../ansible/_internal/ansible_collections/ansible/_protomatter'
+# does not have a MANIFEST.json file, nor has it galaxy.yml: cannot detect version."
+CORE_OWN_WARNING = "/ansible/_internal/ansible_collections/ansible/_protomatter' does not have a MANIFEST.json"
+
+
+def foreign_warnings_removed(stderr: str) -> str:
+    """The stderr of ansible-doc without ansible-core's warnings about its own files."""
+    return "\n".join(line for line in stderr.splitlines() if CORE_OWN_WARNING not in line)
+
+
 def main(out_dir: str) -> int:
     errors: list[str] = []
     docs: dict[str, dict[str, t.Any]] = {}
@@ -144,7 +155,7 @@ def main(out_dir: str) -> int:
         targets += [["ansible-doc", "-t", "role", f"{COLLECTION}.{role}"] for role in sorted(os.listdir("roles"))]
     for command in targets:
         run = subprocess.run(command, capture_output=True, text=True, check=False)
-        if run.returncode != 0 or not run.stdout.strip() or "[WARNING]" in run.stderr:
+        if run.returncode != 0 or not run.stdout.strip() or "[WARNING]" in foreign_warnings_removed(run.stderr):
             errors.append(f"{' '.join(command)} failed (rc {run.returncode}): {(run.stderr or run.stdout).strip()[:500]}")
     for error in errors:
         print(f"ERROR: {error}")

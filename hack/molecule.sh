@@ -18,8 +18,10 @@ if [ ! -e "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/detached/jobs/galaxy.ym
   echo "molecule.sh: detached.jobs is not in $ANSIBLE_COLLECTIONS_PATH (run make setup)" >&2
   exit 2
 fi
-# molecule (and ansible-playbook) from the project's venv when there is one, else from PATH.
-if [ -x "$root/.venv/bin/molecule" ]; then export PATH="$root/.venv/bin:$PATH"; fi
+# molecule (and ansible-playbook) from the venv $DJ_MOLECULE_VENV (hack/test.sh: another
+# ansible-core), else from the project's venv when there is one, else from PATH.
+venv=${DJ_MOLECULE_VENV:-$root/.venv}
+if [ -x "$venv/bin/molecule" ]; then export PATH="$venv/bin:$PATH"; fi
 command -v molecule >/dev/null || { echo "molecule.sh: molecule is not installed" >&2; exit 2; }
 
 if [ $# -gt 0 ]; then

@@ -3,7 +3,7 @@
 #   hack/setup.sh          .venv with requirements/demo.txt (enough for `make demo`)
 #   hack/setup.sh --test   also the test tools (requirements/dev.txt, pinned by constraints.txt), the
 #                          ansible-core version matrix (.venv-core2.16 ... from requirements/core-*.txt, each
-#                          with the Python its header names, from pyenv; requirements/unit-<v>.txt when present),
+#                          with the Python its header names, from pyenv; requirements/dev-<v>.txt when present),
 #                          Debian packages the tests need, and the pip bootstrap stand-in for ansible-test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ mode=${1:-demo}
 need=()
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$mode" = "--test" ]; then
-  for tool in rsync:rsync shellcheck:shellcheck pgrep:procps sshd:openssh-server ssh:openssh-client sudo:sudo ip:iproute2 runuser:util-linux; do
+  for tool in rsync:rsync shellcheck:shellcheck pgrep:procps sshd:openssh-server ssh:openssh-client sudo:sudo ip:iproute2 runuser:util-linux setfacl:acl; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || need+=("${tool#*:}")
   done
 fi
@@ -41,6 +41,14 @@ venv() {
 
 if [ "$mode" = "--test" ]; then
   venv .venv requirements/dev.txt requirements/constraints.txt
+  # The other venvs are built side by side (each one's pip output goes to its log, shown if it fails).
+  mkdir -p .build/setup
+  pids=(); dirs=()
+  background_venv() {
+    local dir=$1 log=.build/setup/${1#.}.log
+    venv "$@" >"$log" 2>&1 &
+    pids+=($!); dirs+=("$dir")
+  }
   for req in requirements/core-*.txt; do
     v=$(basename "$req" .txt); v=${v#core-}
     # The controller Python a version needs is named in its header: "controller Python 3.13".
@@ -53,11 +61,21 @@ if [ "$mode" = "--test" ]; then
         continue
       fi
     fi
-    [ -f "requirements/unit-$v.txt" ] && req=requirements/unit-$v.txt
-    venv ".venv-core$v" "$req" "" "$python"
+    # requirements/dev-<v>.txt, when there is one, adds the test tools (every stage runs on <v>).
+    [ -f "requirements/dev-$v.txt" ] && req=requirements/dev-$v.txt
+    background_venv ".venv-core$v" "$req" "" "$python"
   done
-  venv .venv-mitogen requirements/mitogen.txt
-  venv .venv-runner requirements/runner.txt
+  background_venv .venv-mitogen requirements/mitogen.txt
+  background_venv .venv-runner requirements/runner.txt
+  failed=()
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+      grep -h '^setup: ' ".build/setup/${dirs[$i]#.}.log" || true
+    else
+      failed+=("${dirs[$i]}"); echo "setup: building ${dirs[$i]} failed:"; tail -n 30 ".build/setup/${dirs[$i]#.}.log"
+    fi
+  done
+  [ ${#failed[@]} -eq 0 ] || { echo "setup: failed: ${failed[*]}"; exit 1; }
   # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
   # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21.
   mkdir -p .build/coresrc

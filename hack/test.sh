@@ -65,18 +65,26 @@ at_copy() {
   echo "$dest"
 }
 
+# lint [VENV]: the linters, and the checks that use ansible-core (its docs, syntax, ansible-lint's
+# rules) with the ansible-core of VENV (default .venv); the Python-only linters (ruff, mypy, the
+# changelog) run once, with .venv.
 lint() {
-  local rc=0
-  ruff check plugins keyword tests hack benchmarks || rc=1
-  # The plugins by their import names, through the .build/collections symlink.
-  (cd .build && MYPYPATH="$root/.build/collections" mypy --config-file "$root/pyproject.toml" -p ansible_collections.detached.jobs.plugins) || rc=1
-  mypy --config-file pyproject.toml tests hack benchmarks || rc=1
-  python hack/keyword_wrapper.py --check || rc=1
-  python hack/check_docs.py .build/examples || rc=1
+  local rc=0 examples=.build/examples${1:+-${1#.venv-}}
+  if [ -z "${1:-}" ]; then
+    ruff check plugins keyword tests hack benchmarks || rc=1
+    # The plugins by their import names, through the .build/collections symlink.
+    (cd .build && MYPYPATH="$root/.build/collections" mypy --config-file "$root/pyproject.toml" -p ansible_collections.detached.jobs.plugins) || rc=1
+    mypy --config-file pyproject.toml tests hack benchmarks || rc=1
+    python hack/keyword_wrapper.py --check || rc=1
+    antsibull-changelog lint || rc=1
+  else
+    export PATH="$root/$1/bin:$PATH"   # lint runs in a subshell of its own (stage)
+  fi
+  ansible --version | head -n 1
+  python hack/check_docs.py "$examples" || rc=1
   python hack/check_role_specs.py || rc=1
-  (cd .build/examples && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
-  ansible-lint --profile production --offline --nocolor roles playbooks extensions .build/examples || rc=1
-  antsibull-changelog lint || rc=1
+  (cd "$examples" && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
+  ansible-lint --profile production --offline --nocolor roles playbooks extensions "$examples" || rc=1
   return $rc
 }
 # sanity [VENV]: ansible-test sanity with the ansible-core of VENV (default .venv) on its Python.
@@ -129,16 +137,25 @@ own_pids() {
 # A subset of targets for the host Pythons that get no full run (see matrix_cells).
 core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
 # matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first (but for keyword-core).
+# Every managed-host Python gets the whole suite once: 3.11 (the main stage), 3.8 (2.19, the last
+# ansible-core that supports it), 3.9 (2.17), 3.10 (2.16), 3.12 (2.20 on its controller Python),
+# 3.13 (2.21 on its controller Python); the newest ansible-core, 2.21, also runs the core subset
+# with the host on 3.9, 3.10 and 3.12 (2.20 and 2.21 support 3.9 to 3.14: ansible_test constants.py).
 matrix_cells() {
   # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh): one first,
   # one last, as they take turns (cell_keyword_core).
   echo "keyword-core2.19 cell_keyword_core main"
-  for v in $(core_versions); do echo "integration-core$v cell_core $v"; done
-  # The newest ansible-core that supports each managed-host Python (3.11 is the default above):
-  # 2.19 is the last with 3.8; 2.20 and 2.21 support 3.9 to 3.14 (ansible_test constants.py).
+  local v py
+  for v in $(core_versions); do
+    case $v in 2.16) py=3.10 ;; 2.17) py=3.9 ;; *) py= ;; esac
+    if [ -n "$py" ]; then echo "integration-core$v-py$py cell_host_python $py $v"; else echo "integration-core$v cell_host_python - $v"; fi
+  done
   echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
-  echo "integration-core2.21-py3.13 cell_host_python 3.13 2.21"
   for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
+  # Stages of 2.21 that share nothing with the others run here too, so that the lanes and the
+  # stages in the foreground take about as long.
+  echo "sanity-core2.21 on_core 2.21 sanity"
+  echo "unit-core2.21 on_core 2.21 unit"
   echo "keyword-core2.21 cell_keyword_core 2.21"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
@@ -153,15 +170,21 @@ cell_keyword_core() {
     'echo "keyword-core: started after waiting $(( $(date +%s) - $1 )) s for the other keyword-core cell"; shift; exec "$@"' \
     _ "$(date +%s)" tests/keyword_core/run.sh "$venv"
 }
-cell_core() { on_core "$1" integration; }
 # cell_host_python PY CORE [TARGET...]: the suite on ansible-core CORE ("main": .venv) with the
-# managed host on Python PY; it passes only if the target_python target reports that Python.
+# managed host on Python PY ("-": the controller's own, as --local has it); it passes only if the
+# target_python target reports that Python.
 cell_host_python() {
-  local py=$1 venv=.venv out rc; shift
+  local py=$1 venv=.venv out rc expect; shift
   [ "$1" = main ] || venv=$(core_venv "$1") || return; shift
   out=$(mktemp)
-  integration "$venv" "$py" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
-  if [ "$rc" -eq 0 ] && ! grep -q "\"target Python: $py\." "$out"; then echo "FAILED: target_python did not report Python $py"; rc=1; fi
+  if [ "$py" = - ]; then
+    expect=$(venv_python_version "$venv") || return 1
+    integration "$venv" "" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
+  else
+    expect=$py
+    integration "$venv" "$py" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
+  fi
+  if [ "$rc" -eq 0 ] && ! grep -q "\"target Python: $expect\." "$out"; then echo "FAILED: target_python did not report Python $expect"; rc=1; fi
   rm -f "$out"; return "$rc"
 }
 # cell_run NAME FUNCTION ARGS...: run one cell; it records its own result, start and end.
@@ -203,12 +226,27 @@ matrix_result() {
   fi
   report "$name" "$rc" $((end-start)) "$(skip_reason "$rc" "$log")"
 }
+# ssh_suite [VENV]: real SSH test hosts (network namespaces, one sshd and login user each:
+# tests/hosts/hosts.sh) with the ansible-core of VENV (default .venv). Their Pythons: 3.11, 3.8 and
+# 3.13; 3.9 instead of 3.8 from ansible-core 2.20 on, which no longer supports 3.8 on hosts.
 ssh_suite() {
-  # Real SSH test hosts (network namespaces, one sshd and login user each): tests/hosts/hosts.sh.
+  [ -z "${1:-}" ] || export PATH="$root/$1/bin:$PATH"
+  host_pythons "${1:-.venv}"
   tests/ssh/run.sh
 }
+# host_pythons VENV: the test hosts' Pythons (DJ_HOSTS_PYTHONS) for the ansible-core of VENV.
+host_pythons() {
+  if "$1/bin/python" -c 'import ansible.release as r, sys; sys.exit(tuple(map(int, r.__version__.split(".")[:2])) < (2, 20))'; then
+    export DJ_HOSTS_PYTHONS="system 3.9 3.13"
+  else
+    export DJ_HOSTS_PYTHONS="system 3.8 3.13"
+  fi
+}
+# molecule_suite [VENV]: the roles' molecule scenarios against the SSH test hosts, with the
+# molecule and ansible-core of VENV (default .venv).
 molecule_suite() {
-  # The roles' molecule scenarios, against the SSH test hosts.
+  [ -z "${1:-}" ] || export PATH="$root/$1/bin:$PATH" DJ_MOLECULE_VENV="$root/$1"
+  host_pythons "${1:-.venv}"
   tests/hosts/hosts.sh up 2 >/dev/null || return 1
   local rc=0
   DJ_HOSTS_INVENTORY=/run/detached-jobs-hosts/inventory.ini hack/molecule.sh || rc=1
@@ -250,14 +288,15 @@ selected matrix && matrix=yes
 [ $matrix = no ] && for cell in $(matrix_cells | cut -d' ' -f1); do cell_selected "$cell" && matrix=yes; done
 [ $matrix = yes ] && matrix_start
 stage lint lint
+stage -g core-2.21 lint-core2.21 on_core 2.21 lint
 stage sanity sanity
-stage -g core-2.21 sanity-core2.21 on_core 2.21 sanity
 stage unit unit
-stage -g core-2.21 unit-core2.21 on_core 2.21 unit
 # The main stage also runs the targets marked disabled (keyword_patterns), which the cells leave out.
 stage integration integration .venv "" --allow-disabled
 stage ssh ssh_suite
+stage -g core-2.21 ssh-core2.21 on_core 2.21 ssh_suite
 stage molecule molecule_suite
+stage -g core-2.21 molecule-core2.21 on_core 2.21 molecule_suite
 stage bench-smoke bench_smoke
 stage package package
 stage -g core-2.21 package-core2.21 on_core 2.21 package

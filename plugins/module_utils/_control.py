@@ -464,7 +464,16 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     if not _ours(record):
         if js.is_finished(record):
             return js.view(jid, store.job_path(jid), record), False
-        raise js.JobStoreError(f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here")
+        if _ids.is_mitogen_jid(jid):
+            raise js.NotKillable(
+                f"job {jid}: started by Mitogen's async (strategy mitogen_*), which records a bare process id ({record.get('pid')!r}) "
+                "with no start time or boot id, so it cannot be told apart from a later process with that id; it is still running "
+                "and is left alone: stop it on the host, or start the job with detached.jobs.start to be able to kill it"
+            )
+        raise js.NotKillable(
+            f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here and "
+            "is still running (start it with detached.jobs.start, or turn keyword mode on, to be able to kill it)"
+        )
     meta = dict(record["detached"])
     grace = float(meta.get("grace") or 5)
     if js.is_finished(record) and not (meta.get("state") == js.VANISHED and (child_alive(meta) or proc.marked(jid))):

@@ -32,6 +32,7 @@ FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
 # ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
 JID_PATTERN = r"(?:j[0-9]{1,20}\.[0-9]{1,10}|[0-9a-f]{16})"
 _JID_RE = re.compile(r"\A" + JID_PATTERN + r"\Z")
+_MITOGEN_JID_RE = re.compile(r"\A[0-9a-f]{16}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
 
 
@@ -49,6 +50,11 @@ class InvalidName(JobError):
 
 def is_jid(value: object) -> bool:
     return isinstance(value, str) and _JID_RE.match(value) is not None
+
+
+def is_mitogen_jid(value: object) -> bool:
+    """Whether value is a job id of Mitogen's async (ansible-core's start with 'j')."""
+    return isinstance(value, str) and _MITOGEN_JID_RE.match(value) is not None
 
 
 def is_name(value: object) -> bool:

@@ -62,6 +62,10 @@ class JobNotFound(JobStoreError):
     pass
 
 
+class NotKillable(JobStoreError):
+    """A running job this collection cannot stop safely (started by another engine); it goes on."""
+
+
 class CorruptJob(JobStoreError):
     pass
 

@@ -75,6 +75,8 @@ def status(params: dict, check_mode: bool = False) -> dict:
         return {"changed": False, "job": _control.status(store, jid, persist=not check_mode)}
     except js.JobNotFound as ex:
         return _fail(f"could not find job: {ex}.{BECOME_HINT}", **fail)
+    except js.NotKillable as ex:
+        return _fail(str(ex), ansible_job_id=jid, started=True, finished=False)
     except js.JobStoreError as ex:
         return _fail(str(ex), **fail)
 

@@ -16,12 +16,10 @@ import time
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
+from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
-
-if t.TYPE_CHECKING:
-    from ansible.plugins.action import ActionBase
 
 display = Display()
 
@@ -54,7 +52,7 @@ def build_module_job(action: ActionBase, module_name: str, module_args: dict, ta
     module_args["_ansible_check_mode"] = False
     # The job makes (and removes) its own temporary directory: the launch's is gone by the time it runs.
     module_args["_ansible_tmpdir"] = None
-    built = action._configure_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+    built = _configure_module(action, module_name, module_args, task_vars)
     if len(built) == 2:  # ansible-core >= 2.19: (_BuiltModule, path)
         bits = built[0]
         style, shebang, data = bits.module_style, bits.shebang, bits.b_module_data
@@ -70,6 +68,17 @@ def build_module_job(action: ActionBase, module_name: str, module_args: dict, ta
     elif style in ("non_native_want_json", "binary"):
         job["args_data"] = json.dumps(module_args)
     return job
+
+
+def _configure_module(action: ActionBase, module_name: str, module_args: dict, task_vars: dict) -> tuple:
+    """ansible-core's payload builder for a module (its AnsiballZ, interpreter line, style).
+
+    ActionBase's own method is called, not the action's: Mitogen's action mixin replaces it with
+    one that raises ("_configure_module() should never be called."), as Mitogen builds the
+    payloads of the modules it runs itself. A job's payload is built here and run by the job's
+    supervisor on the host, with ansible-core's machinery as under any other strategy.
+    """
+    return ActionBase._configure_module(action, module_name=module_name, module_args=module_args, task_vars=task_vars)
 
 
 def _warn_about_action(action: ActionBase, module_name: str) -> None:
@@ -165,7 +174,7 @@ def _lean_path_ok(action: ActionBase) -> bool:
 
 def _interpreter(action: ActionBase, task_vars: dict) -> tuple[list[str], dict]:
     """The module interpreter (discovered by ansible-core as for any module) and discovery facts."""
-    built = action._configure_module(module_name="detached.jobs.async_wrapper", module_args={}, task_vars=task_vars)
+    built = _configure_module(action, "detached.jobs.async_wrapper", {}, task_vars)
     shebang = built[0].shebang if len(built) == 2 else built[1]
     facts = {}
     if getattr(action, "_discovered_interpreter_key", None):

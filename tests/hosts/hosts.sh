@@ -13,7 +13,14 @@
 #     and log under the state directory; UsePAM no, key authentication only);
 #   - the login user djuser<i> (home /home/djuser<i>, so its own ~/.ansible_async), with the
 #     harness's key in ~/.ssh/authorized_keys and passwordless sudo
-#     (/etc/sudoers.d/detached-jobs-djuser<i>).
+#     (/etc/sudoers.d/detached-jobs-djuser<i>);
+#   - a Python of its own: $DJ_HOSTS_PYTHONS lists one per host, in order ("system" is
+#     /usr/bin/python3, "3.8" the newest $(pyenv root)/versions/3.8.*/bin/python3); hosts past the
+#     list, and versions that pyenv does not have (said on stderr), get /usr/bin/python3. Default
+#     "system 3.8 3.13". The inventory names the interpreter (ansible_python_interpreter) and its
+#     version (dj_python). The login user may not pass through the directories above a pyenv
+#     Python (/root is 0700): it is given search permission (x, not read) on just those, by ACL
+#     (setfacl; the acl package is installed when missing), which `down` takes back.
 #
 # The namespaces share the file system, the process table and the host name with the machine:
 # the hosts differ only by network address and by login user (home directory, job directory).
@@ -30,6 +37,10 @@
 set -euo pipefail
 
 STATE=${DJ_HOSTS_STATE:-/run/detached-jobs-hosts}
+PYTHONS=${DJ_HOSTS_PYTHONS:-system 3.8 3.13}
+SYSTEM_PYTHON=/usr/bin/python3
+# shellcheck source=hack/pyenv.sh
+. "$(cd "$(dirname "$0")/../.." && pwd)/hack/pyenv.sh"
 KEY=$STATE/id_ed25519
 INVENTORY=$STATE/inventory.ini
 MAX_HOSTS=50
@@ -45,6 +56,7 @@ ensure_packages() {
   command -v sudo >/dev/null 2>&1 || missing+=(sudo)
   command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v setfacl >/dev/null 2>&1 || missing+=(acl)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -162,6 +174,43 @@ ssh_check() {
     'sudo -n true' </dev/null >/dev/null 2>&1
 }
 
+# host_python I: "PATH VERSION" of host I's Python ($DJ_HOSTS_PYTHONS).
+host_python() {
+  local want path
+  want=$(echo "$PYTHONS" | awk -v i="$1" '{print $i}')
+  if [ -n "$want" ] && [ "$want" != system ]; then
+    path=$(pyenv_python "$want")
+    [ -n "$path" ] || log "host $1: no Python $want at $(pyenv_root)/versions/$want.*/bin/python3; it gets $SYSTEM_PYTHON"
+  fi
+  path=${path:-$SYSTEM_PYTHON}
+  echo "$path $("$path" -c 'import platform; print(platform.python_version())')"
+}
+
+# ensure_python_access I PATH: host I's user can run the Python at PATH (search permission on the
+# directories above it that it cannot pass; recorded in h<i>/acl for `down`).
+ensure_python_access() {
+  local user=djuser$1 dir
+  dir=$(dirname "$(realpath "$2")")
+  while [ "$dir" != / ]; do
+    if ! runuser -u "$user" -- test -x "$dir"; then
+      setfacl -m "u:$user:x" "$dir"
+      grep -qxF "$dir" "$STATE/h$1/acl" 2>/dev/null || echo "$dir" >>"$STATE/h$1/acl"
+    fi
+    dir=$(dirname "$dir")
+  done
+  runuser -u "$user" -- "$2" -c '' || die "host $1: $user cannot run $2"
+}
+
+# revoke_python_access I: take back what ensure_python_access gave host I's user.
+revoke_python_access() {
+  local dir
+  [ -f "$STATE/h$1/acl" ] || return 0
+  while read -r dir; do
+    setfacl -x "u:djuser$1" "$dir" 2>/dev/null || true
+  done <"$STATE/h$1/acl"
+  rm -f "$STATE/h$1/acl"
+}
+
 write_inventory() {
   local n=$1 i tmp
   tmp=$(mktemp "$STATE/.inventory.XXXXXX")
@@ -169,13 +218,13 @@ write_inventory() {
     echo "# detached.jobs SSH test hosts (tests/hosts/hosts.sh); network namespaces dj-h1..dj-h$n"
     echo "[djhosts]"
     for i in $(seq 1 "$n"); do
-      echo "dj-h$i ansible_host=10.77.$i.2 ansible_user=djuser$i dj_link=dj-h$i-r"
+      read -r path version < <(host_python "$i")
+      echo "dj-h$i ansible_host=10.77.$i.2 ansible_user=djuser$i dj_link=dj-h$i-r ansible_python_interpreter=$path dj_python=$version"
     done
     echo
     echo "[djhosts:vars]"
     echo "ansible_connection=ssh"
     echo "ansible_ssh_private_key_file=$KEY"
-    echo "ansible_python_interpreter=/usr/bin/python3"
     echo "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'"
     # Replaces ssh_args (ssh keeps the first value of an option, so these must not be appended
     # after ansible's defaults): short-lived masters, dead links noticed in about 6 s.
@@ -207,10 +256,11 @@ cmd_up() {
     ensure_user "$i"
     ensure_network "$i"
     ensure_sshd "$i"
+    ensure_python_access "$i" "$(host_python "$i" | cut -d' ' -f1)"
   done
   echo "$n" >"$STATE/count"
   write_inventory "$n"
-  log "$n host(s) up: dj-h1..dj-h$n (10.77.<i>.2, user djuser<i>)"
+  log "$n host(s) up: dj-h1..dj-h$n (10.77.<i>.2, user djuser<i>); Python: $(sed -n 's/^\(dj-h[0-9]*\) .* dj_python=\([^ ]*\).*/\1 \2/p' "$INVENTORY" | paste -sd, | sed 's/,/, /g')"
   echo "$INVENTORY"
 }
 
@@ -234,6 +284,7 @@ cmd_down() {
     fi
     ip link del "dj-h$i-r" 2>/dev/null || true
     rm -f "/etc/sudoers.d/detached-jobs-djuser$i"
+    revoke_python_access "$i"
     if id "djuser$i" >/dev/null 2>&1; then
       # Processes of the user outside the namespaces (a job started with `su`, say).
       pids=$(pgrep -u "djuser$i" || true)

@@ -19,11 +19,8 @@ venv=${DJ_MITOGEN_VENV:-$root/.venv-mitogen}
 logs=${DJ_MITOGEN_LOGS:-$root/.build/mitogen-logs}
 CASES=(collection keyword module_mode kill_message)
 # Cases known to fail, with the reason; one that passes is reported (strict: it fails the run,
-# so that the mark is removed).
-declare -A XFAIL=(
-  [module_mode]="start with module: fails under Mitogen with \"_configure_module() should never be called.\", a message that does not say Mitogen (plugins/plugin_utils/_remote.py builds payloads with action._configure_module, which Mitogen's action mixin replaces)"
-  [kill_message]="mode=kill of a running job of Mitogen's async fails with \"started by ansible-core's async keyword, which records no process id\" and finished=true: Mitogen records a pid, the job is Mitogen's and still running (plugins/module_utils/_control.py kill(), _ops.status())"
-)
+# so that the mark is removed). None at present.
+declare -A XFAIL=()
 
 say() { echo "mitogen-suite: $*"; }
 

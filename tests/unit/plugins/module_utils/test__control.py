@@ -208,10 +208,32 @@ def test_builtin_records_are_left_alone(store: js.JobStore) -> None:
     view = ctl.status(store, jid)
     assert view["finished"] is False and view["detached"]["foreign"] is True
     assert raw(store, jid) == {"started": 1, "finished": 0, "ansible_job_id": jid}
-    with pytest.raises(js.JobStoreError, match="async keyword"):
+    with pytest.raises(js.NotKillable, match="async keyword.*still running"):
         ctl.kill(store, jid)
     store.write(jid, {"started": 1, "finished": 1, "ansible_job_id": jid, "rc": 0})
     assert ctl.kill(store, jid)[1] is False
+
+
+def test_mitogen_records_are_not_killed(store: js.JobStore) -> None:
+    """Mitogen's async records a bare pid: the kill is refused, naming Mitogen, and the record is untouched."""
+    jid = "0123456789abcdef"
+    record = {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": os.getpid()}
+    store.write(jid, record)
+    with pytest.raises(js.NotKillable, match=f"job {jid}: started by Mitogen's async"):
+        ctl.kill(store, jid)
+    assert raw(store, jid) == record
+
+
+def test_refused_kill_is_not_reported_finished(tmp_path: t.Any) -> None:
+    """async_status mode=kill of a job it cannot kill fails with finished false (the job goes on)."""
+    from ansible_collections.detached.jobs.plugins.module_utils import _ops
+
+    store = js.JobStore(str(tmp_path / "jobs"))
+    jid = "fedcba9876543210"
+    store.write(jid, {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": 1})
+    result = _ops.status({"jid": jid, "mode": "kill", "_async_dir": str(tmp_path / "jobs")})
+    assert result["failed"] is True and result["finished"] is False
+    assert "Mitogen" in result["msg"] and "still running" in result["msg"]
 
 
 # --- kill -------------------------------------------------------------------------
