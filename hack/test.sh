@@ -176,14 +176,10 @@ cell_keyword_core() {
 cell_host_python() {
   local py=$1 venv=.venv out rc expect; shift
   [ "$1" = main ] || venv=$(core_venv "$1") || return; shift
+  expect=$py
+  if [ "$py" = - ]; then py=; expect=$(venv_python_version "$venv") || return 1; fi
   out=$(mktemp)
-  if [ "$py" = - ]; then
-    expect=$(venv_python_version "$venv") || return 1
-    integration "$venv" "" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
-  else
-    expect=$py
-    integration "$venv" "$py" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
-  fi
+  integration "$venv" "$py" "$@" | tee "$out"; rc=${PIPESTATUS[0]}
   if [ "$rc" -eq 0 ] && ! grep -q "\"target Python: $expect\." "$out"; then echo "FAILED: target_python did not report Python $expect"; rc=1; fi
   rm -f "$out"; return "$rc"
 }

@@ -174,7 +174,7 @@ ssh_check() {
     'sudo -n true' </dev/null >/dev/null 2>&1
 }
 
-# host_python I: "PATH VERSION" of host I's Python ($DJ_HOSTS_PYTHONS).
+# host_python I: "PATH VERSION" of host I's Python ($DJ_HOSTS_PYTHONS); `up` keeps it in h<i>/python.
 host_python() {
   local want path
   want=$(echo "$PYTHONS" | awk -v i="$1" '{print $i}')
@@ -218,7 +218,7 @@ write_inventory() {
     echo "# detached.jobs SSH test hosts (tests/hosts/hosts.sh); network namespaces dj-h1..dj-h$n"
     echo "[djhosts]"
     for i in $(seq 1 "$n"); do
-      read -r path version < <(host_python "$i")
+      read -r path version <"$STATE/h$i/python"
       echo "dj-h$i ansible_host=10.77.$i.2 ansible_user=djuser$i dj_link=dj-h$i-r ansible_python_interpreter=$path dj_python=$version"
     done
     echo
@@ -256,7 +256,8 @@ cmd_up() {
     ensure_user "$i"
     ensure_network "$i"
     ensure_sshd "$i"
-    ensure_python_access "$i" "$(host_python "$i" | cut -d' ' -f1)"
+    host_python "$i" >"$STATE/h$i/python"
+    ensure_python_access "$i" "$(cut -d' ' -f1 "$STATE/h$i/python")"
   done
   echo "$n" >"$STATE/count"
   write_inventory "$n"
