@@ -33,6 +33,9 @@ options:
         Killing a job that already finished changes nothing.
       - With V(kill) the task fails only when the job could not be stopped; the job's own outcome
         is in RV(detached) (C(state) V(killed), or how it ended before) and RV(job_failed).
+      - A running job started by ansible-core's C(async) keyword (without keyword mode) or by Mitogen's
+        cannot be killed safely (no process start time is recorded), so V(kill) fails with a message that
+        says so, with RV(finished=false), and the job goes on.
     type: str
     choices: [status, cleanup, kill]
     default: status
