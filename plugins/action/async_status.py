@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import typing as t
+
+from ansible.errors import AnsibleActionFail
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
@@ -16,12 +19,22 @@ class ActionModule(HostAction):
     SPEC = {
         "jid": {"type": "str", "required": True},
         "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},
+        "tail": {"type": "int", "default": 0},
+        "tail_bytes": {"type": "int", "default": 4096},
     }
+
+    def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
+        for key in ("tail", "tail_bytes"):
+            value = self._task.args.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value < (1 if key == "tail_bytes" else 0):
+                raise AnsibleActionFail(f"{key} must be {1 if key == 'tail_bytes' else 0} or more, got {value}")
+        return super().run(tmp, task_vars)
 
     def result(self, result: dict, args: dict, answer: dict) -> dict:
         # The same shape as ansible.builtin.async_status answers with, whatever happens.
         result.update(ansible_job_id=args["jid"], started=False, finished=False, stdout="", stderr="", stdout_lines=[], stderr_lines=[])
         job = answer.pop("job", None)
+        tail = answer.pop("tail", None)
         operation_changed = bool(answer.get("changed"))
         operation_failed = bool(answer.get("failed"))
         if isinstance(job, dict):
@@ -31,6 +44,8 @@ class ActionModule(HostAction):
         result = merge_hash(result, answer)
         for key in ("started", "finished"):
             result[key] = bool(result.get(key))
+        if tail is not None:
+            result["tail"] = tail
         if args["mode"] != "status" and not operation_failed:
             # What this task changed, not what the job reported when it ran.
             result["changed"] = operation_changed

@@ -25,7 +25,19 @@ _JOB_OPTIONS: dict[str, dict] = {
     "timeout": {"type": "int"},
     "grace": {"type": "int"},
     "output_limit": {"type": "int"},
+    "retries": {"type": "int"},
+    "retry_delay": {"type": "float"},
+    "backoff": {"type": "float"},
+    "retry_max_delay": {"type": "float"},
+    "retry_on_timeout": {"type": "bool"},
+    "total_timeout": {"type": "int"},
+    "slot": {"type": "str"},
+    "slot_limit": {"type": "int"},
+    "queue_timeout": {"type": "int"},
 }
+# Options that are sent to the host as they are (after their checks here).
+_PASSED = ("chdir", "name", "if_running", "timeout", "grace", "output_limit", "retries", "retry_delay", "backoff", "retry_max_delay",
+           "retry_on_timeout", "total_timeout", "slot", "slot_limit", "queue_timeout")
 _WHAT = ["module", "cmd", "argv"]
 
 ARGUMENT_SPEC: dict[str, dict] = dict(
@@ -34,7 +46,21 @@ ARGUMENT_SPEC: dict[str, dict] = dict(
     poll={"type": "int", "default": 0},
     cleanup={"type": "bool", "default": False},
 )
-_DEFAULTS = {"if_running": "attach", "timeout": 3600, "grace": 5, "output_limit": 16 * 1024 * 1024}
+_DEFAULTS = {
+    "if_running": "attach",
+    "timeout": 3600,
+    "grace": 5,
+    "output_limit": 16 * 1024 * 1024,
+    "retries": 0,
+    "retry_delay": 5,
+    "backoff": 1,
+    "retry_max_delay": 0,
+    "retry_on_timeout": False,
+    "total_timeout": 0,
+    "queue_timeout": 0,
+}
+# The smallest value of each number option (the others are 0 or more).
+_MINIMA = {"backoff": 1, "slot_limit": 1}
 _SLACK = 30  # seconds a poll waits beyond the job's own limit and grace
 
 
@@ -96,10 +122,25 @@ class ActionModule(ActionBase):
                 value = args.get(key) if batch else None
             return _DEFAULTS.get(key) if value is None else value
 
-        spec: dict[str, t.Any] = {key: opt(key) for key in ("chdir", "name", "if_running", "timeout", "grace", "output_limit")}
-        for key in ("timeout", "grace", "output_limit"):
-            if spec[key] < 0:
-                raise AnsibleActionFail(f"{where}: {key} must be 0 or more, got {spec[key]}")
+        spec: dict[str, t.Any] = {key: opt(key) for key in _PASSED}
+        for key, value in spec.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < _MINIMA.get(key, 0):
+                raise AnsibleActionFail(f"{where}: {key} must be {_MINIMA.get(key, 0)} or more, got {value}")
+
+        def given(key: str) -> bool:
+            return job.get(key) not in (None, False) or (batch and args.get(key) not in (None, False))
+
+        if spec["slot"] is None:
+            for key in ("slot_limit", "queue_timeout"):
+                if given(key):
+                    raise AnsibleActionFail(f"{where}: {key} needs slot (the name of the slot to queue for)")
+            spec.pop("slot_limit")
+        elif spec["slot_limit"] is None:
+            spec["slot_limit"] = 1
+        if not spec["retries"]:
+            for key in ("retry_delay", "backoff", "retry_max_delay", "retry_on_timeout", "total_timeout"):
+                if given(key):
+                    raise AnsibleActionFail(f"{where}: {key} needs retries (how many times a failed job is run again)")
         if job.get("cmd") is not None:
             try:
                 spec["argv"] = shlex.split(job["cmd"])
@@ -127,7 +168,7 @@ class ActionModule(ActionBase):
         return spec
 
     def _poll(self, jobs: list[dict], specs: list[dict], args: dict, task_vars: dict, batch: bool) -> dict:
-        limits = [spec.get("timeout") or 0 for spec in specs]
+        limits = [_longest(spec) for spec in specs]
         timeout = 0 if 0 in limits else max(limits) + max(spec.get("grace") or 0 for spec in specs) + _SLACK
         refs = []
         for job in jobs:
@@ -135,13 +176,30 @@ class ActionModule(ActionBase):
                 refs.append(JobRef(job["ansible_job_id"], (job.get("detached") or {}).get("name"), job.get("async_dir")))
             else:
                 refs.append(JobRef(None, None, error=str(job.get("msg", "the job did not start"))))
-        waited = Waiter(self, task_vars, refs, [], timeout=timeout, poll=args["poll"], cleanup=args["cleanup"]).run()
+        waited = Waiter(self, task_vars, refs, [], timeout=timeout, poll=args["poll"], cleanup=args["cleanup"], progress_interval=10).run()
         if batch:
             return waited
         job = waited["jobs"][0] if waited["jobs"] else {"failed": True, "msg": waited["msg"]}
         job = dict(job, changed=bool(job.get("changed", True)))
         job.pop("label", None)
         return job
+
+
+def _longest(spec: dict) -> float:
+    """The longest a job can take, queue and retries included (0: no limit)."""
+    if spec.get("slot") and not spec.get("queue_timeout"):
+        return 0
+    queue = spec.get("queue_timeout") or 0
+    if spec.get("total_timeout"):
+        return queue + spec["total_timeout"]
+    if not spec.get("timeout"):
+        return 0
+    retries = spec.get("retries") or 0
+    delays = 0.0
+    for n in range(1, retries + 1):
+        wait = spec["retry_delay"] * spec["backoff"] ** (n - 1)
+        delays += min(wait, spec["retry_max_delay"]) if spec.get("retry_max_delay") else wait
+    return queue + spec["timeout"] * (retries + 1) + delays + (spec.get("grace") or 0) * retries
 
 
 def _check_names(specs: list[dict]) -> None:

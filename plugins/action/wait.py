@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if args["poll"] < 1:
             raise AnsibleActionFail(f"poll must be at least 1 second, got {args['poll']}")
-        for key in ("timeout", "poll"):
+        for key in ("timeout", "poll", "progress_interval"):
             if args[key] < 0:
                 raise AnsibleActionFail(f"{key} must be 0 or more, got {args[key]}")
         refs = collect(args["jobs"])
@@ -47,6 +47,7 @@ class ActionModule(ActionBase):
             on_timeout=args["on_timeout"],
             cleanup=args["cleanup"],
             return_when=args["return_when"],
+            progress_interval=args["progress_interval"],
         )
         try:
             result.update(waiter.run())

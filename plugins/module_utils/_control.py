@@ -212,12 +212,28 @@ class JobSpec:
         self.grace = spec.get("grace", 5)
         self.output_limit = spec.get("output_limit")
         self.if_running = spec.get("if_running") or "attach"
+        given = {k: v for k, v in spec.items() if v is not None}
+        self.retries = given.get("retries", 0)
+        self.retry_delay = given.get("retry_delay", 5)
+        self.backoff = given.get("backoff", 1)
+        self.retry_max_delay = given.get("retry_max_delay", 0)
+        self.retry_on_timeout = bool(given.get("retry_on_timeout"))
+        self.total_timeout = given.get("total_timeout", 0)
+        self.slot = spec.get("slot")
+        self.slot_limit = given.get("slot_limit", 1)
+        self.queue_timeout = given.get("queue_timeout", 0)
         # Keyword mode: a directory the supervisor removes once the job has ended (the task's tmp dir).
         self.remove_after = spec.get("remove_after")
         # Set by the async keyword (ansible-core chose the id); else a new one is made at launch.
         self.jid = _ids.validate_jid(spec["jid"]) if spec.get("jid") else None
         if self.name is not None:
             js.validate_name(self.name)
+        if self.slot is not None:
+            js.validate_name(self.slot, "slot name")
+        for key in ("retries", "retry_delay", "backoff", "retry_max_delay", "total_timeout", "slot_limit", "queue_timeout"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < (1 if key in ("slot_limit", "backoff") else 0):
+                raise LaunchError(f"job {self.label}: invalid {key} {value!r}: a number, {'at least 1' if key in ('slot_limit', 'backoff') else '0 or more'}")
 
     @property
     def label(self) -> str:
@@ -263,9 +279,14 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
         raise LaunchError(f"job {jid} ({spec.label}): a job of this id exists already in {store.path}; it is left as it is")
     argv, written = _prepare(store, spec, jid)
     pyz = store.extra_path(jid, "pyz")
+    ticket = None
     try:
         store.create_private(pyz, supervisor_pyz(compiled=python == sys.executable))
         written.append(pyz)
+        if spec.slot:
+            # The job's place in the slot's queue is taken here, in the order of the starts (and of
+            # a batch's jobs); the supervisor inherits the ticket and holds it from then on.
+            ticket = js.SlotQueue(store, spec.slot).join(jid, {"limit": spec.slot_limit, "queued_at": time.time()})
         sup_spec = {
             "async_dir": store.path,
             "jid": jid,
@@ -279,12 +300,27 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
             "grace": spec.grace,
             "output_limit": spec.output_limit,
             "remove_after": spec.remove_after,
+            "retries": spec.retries,
+            "retry_delay": spec.retry_delay,
+            "backoff": spec.backoff,
+            "retry_max_delay": spec.retry_max_delay,
+            "retry_on_timeout": spec.retry_on_timeout,
+            "total_timeout": spec.total_timeout,
+            "slot": spec.slot,
+            "slot_limit": spec.slot_limit,
+            "queue_timeout": spec.queue_timeout,
         }
-        spawned = proc.spawn_session([python, "-I", "-S", pyz], json.dumps(sup_spec).encode("utf-8"))
+        if ticket is not None:
+            sup_spec.update(ticket_path=ticket.path, ticket_fd=ticket.fd)
+        spawned = proc.spawn_session([python, "-I", "-S", pyz], json.dumps(sup_spec).encode("utf-8"), (ticket.fd,) if ticket else ())
     except (OSError, js.JobStoreError) as ex:
+        if ticket is not None:
+            js.SlotQueue(store, spec.slot).leave(ticket)
         for path in written:
             _unlink(path)
         raise LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
+    if ticket is not None:
+        os.close(ticket.fd)  # the supervisor has its own copy now
     return _Pending(jid, spec, spawned)
 
 
@@ -438,6 +474,10 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     started = meta.get("started_at") or now
     meta.update(ended_at=now, elapsed=round(now - started, 3), rc=None, signal=None)
     msg = f"job {jid}: its supervisor (pid {meta.get('pid')}) is gone without recording a result (killed, out of memory, or the host rebooted)"
+    if meta.get("state") == js.QUEUED:
+        msg += f"; the job was queued for slot {meta.get('slot')!r} and never ran"
+    elif meta.get("retry_at"):
+        msg += f"; it was waiting to start attempt {int(meta.get('attempt') or 0) + 1}, which will not run (the attempts so far are in detached.attempts)"
     if child_alive(meta):
         msg += f"; its process {meta.get('child_pid')} is still running unsupervised: kill it with mode=kill"
     record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, js.VANISHED)
@@ -448,6 +488,38 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
             # (A full disk.) The verdict stands; the next reader reaches it again and records it.
             record["msg"] = f"{msg}; this could not be recorded in its status file: {ex}"
     return js.view(jid, store.job_path(jid), record)
+
+
+def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = js.TAIL_BYTES) -> dict:
+    """The last lines of a job's output: from its output files while they are there (a running
+    job's, or a finished one's that were kept), else from its result's stdout and stderr.
+
+    Returns {"stdout": [...], "stderr": [...], "stdout_bytes": N, "stderr_bytes": N, "last_line": str or None,
+    "source": "files" | "result" | "none"}; last_line is the last line of the stream written last.
+    Reading opens the files read-only and takes no lock: the job and its supervisor never notice.
+    """
+    out: dict = {"stdout": [], "stderr": [], "stdout_bytes": 0, "stderr_bytes": 0, "last_line": None, "source": "none"}
+    newest = None
+    finished = bool(view.get("finished"))
+    kept = (view.get("detached") or {}).get("files") or {}
+    for suffix in ("stdout", "stderr"):
+        # A finished job's files are read only when its result says they were kept (output cut or not
+        # UTF-8); otherwise its result is the output, and the files are about to go.
+        found = store.output_tail(jid, suffix, lines, max_bytes) if not finished or suffix in kept else None
+        if found is not None:
+            out[suffix], out[f"{suffix}_bytes"], mtime = found
+            out["source"] = "files"
+            if out[suffix] and (newest is None or mtime >= newest[0]):
+                newest = (mtime, out[suffix][-1])
+        elif finished and isinstance(view.get(suffix), str):
+            data = view[suffix].encode("utf-8", errors="replace")
+            out[suffix] = js.tail_lines(data[-max_bytes:], lines, cut=len(data) > max_bytes)
+            out[f"{suffix}_bytes"] = len(data)
+            out["source"] = "files" if out["source"] == "files" else "result"
+            if out[suffix] and (newest is None or suffix == "stdout"):
+                newest = (0.0, out[suffix][-1])
+    out["last_line"] = newest[1] if newest else None
+    return out
 
 
 def _ours(record: dict) -> bool:
@@ -497,7 +569,7 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
             pass
     # The supervisor (the subreaper) is gone: the job's group, and its processes found by their
     # marker, setsid escapees included.
-    proc.kill_tree(meta["child_pid"] if child_alive(meta) else None, root=None, grace=grace, jid=jid)
+    proc.kill_tree(meta.get("child_pid") if child_alive(meta) else None, root=None, grace=grace, jid=jid)
     now = time.time()
     # The same keys as a record the supervisor writes; the exit code and signal are not known here.
     meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3), rc=None, signal=None)

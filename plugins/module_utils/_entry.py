@@ -31,6 +31,15 @@ JOB_SPEC: dict[str, dict[str, t.Any]] = {
     "timeout": {"type": "int", "default": 0},
     "grace": {"type": "int", "default": 5},
     "output_limit": {"type": "int"},
+    "retries": {"type": "int", "default": 0},
+    "retry_delay": {"type": "float", "default": 5},
+    "backoff": {"type": "float", "default": 1},
+    "retry_max_delay": {"type": "float", "default": 0},
+    "retry_on_timeout": {"type": "bool", "default": False},
+    "total_timeout": {"type": "int", "default": 0},
+    "slot": {"type": "str"},
+    "slot_limit": {"type": "int", "default": 1},
+    "queue_timeout": {"type": "int", "default": 0},
 }
 
 # The public options of detached.jobs.wait (the action validates them; the module documents them).
@@ -43,6 +52,7 @@ WAIT_SPEC: dict[str, dict[str, t.Any]] = {
     "on_timeout": {"type": "str", "choices": ["fail", "kill"], "default": "fail"},
     "cleanup": {"type": "bool", "default": False},
     "return_when": {"type": "str", "choices": ["all", "any"], "default": "all"},
+    "progress_interval": {"type": "int", "default": 10},
 }
 
 SPECS: dict[str, dict[str, dict[str, t.Any]]] = {
@@ -54,6 +64,8 @@ SPECS: dict[str, dict[str, dict[str, t.Any]]] = {
         _ASYNC_DIR,
         jid={"type": "str", "required": True},
         mode={"type": "str", "default": "status", "choices": ["status", "cleanup", "kill"]},
+        tail={"type": "int", "default": 0},
+        tail_bytes={"type": "int", "default": 4096},
     ),
     # The host side of wait gets the job ids the action resolved (_jids), what to do (_mode)
     # and how long to block (_block).
@@ -63,6 +75,7 @@ SPECS: dict[str, dict[str, dict[str, t.Any]]] = {
         _jids={"type": "list", "elements": "str", "default": []},
         _mode={"type": "str", "default": "wait", "choices": ["wait", "kill", "cleanup"]},
         _block={"type": "float", "default": 0},
+        _tail={"type": "int", "default": 0},
         **_ASYNC_DIR,
     ),
     "job_info": dict(_query.JOB_INFO_SPEC, **_ASYNC_DIR),

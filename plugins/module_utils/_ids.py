@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
 
 RUNNING = "running"
+# Waiting for a host-side slot (start's slot/slot_limit): not finished, not yet running.
+QUEUED = "queued"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TIMEOUT = "timeout"
 KILLED = "killed"
 VANISHED = "vanished"
-STATES = (RUNNING, SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
+STATES = (RUNNING, QUEUED, SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
 FINAL_STATES = (SUCCEEDED, FAILED, TIMEOUT, KILLED, VANISHED)
 
 # ansible-core: j<digits>.<pid>; Mitogen: 16 hex digits.
@@ -68,9 +70,9 @@ def validate_jid(jid: object) -> str:
     return jid
 
 
-def validate_name(name: object) -> str:
+def validate_name(name: object, what: str = "job name") -> str:
     if not isinstance(name, str) or not is_name(name):
-        raise InvalidName(f"invalid job name {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit")
+        raise InvalidName(f"invalid {what} {name!r}: use 1 to 128 letters, digits and '_.@+-', starting with a letter or digit")
     return name
 
 

@@ -23,6 +23,7 @@ from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noq
     FINAL_STATES,
     JID_PATTERN,
     KILLED,
+    QUEUED,
     RUNNING,
     STATES,
     SUCCEEDED,
@@ -51,10 +52,15 @@ FORMAT_VERSION = 1
 # '<jid>.<anything>': a job's extra files; '.<jid or name>.<pid>.<ns>.tmp': an atomic write's temporary file.
 _EXTRA_RE = re.compile(r"\A(" + JID_PATTERN + r")\.[^/]+\Z")
 _TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
+# A slot's ticket: '<12-digit sequence number>.<jid>'
+_TICKET_RE = re.compile(r"\A[0-9]{12}\." + JID_PATTERN + r"\Z")
 # Files that belong to a job: <jid>.<suffix>
 SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
 NAMES_DIR = ".names"
+SLOTS_DIR = ".slots"
 LOCK_FILE = ".lock"
+# Bytes read from the end of an output file for its tail, unless the reader asks otherwise.
+TAIL_BYTES = 4096
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
 
 
@@ -74,8 +80,11 @@ def _os_error(what: str, ex: OSError) -> str:
     return f"{what}: {ex.strerror or ex}"
 
 
-def running_record(jid: str, results_file: str, meta: Record) -> Record:
-    meta = dict(meta, version=FORMAT_VERSION, state=RUNNING)
+def running_record(jid: str, results_file: str, meta: Record, state: str = RUNNING) -> Record:
+    """The status of a job that has not ended: running, or queued for a slot."""
+    if state not in (RUNNING, QUEUED):
+        raise ValueError(f"not a state of an unfinished job: {state!r}")
+    meta = dict(meta, version=FORMAT_VERSION, state=state)
     return {"started": True, "finished": False, "ansible_job_id": jid, "results_file": results_file, "detached": meta}
 
 
@@ -113,6 +122,23 @@ def view(jid: str, path: str, record: Record) -> Record:
         meta = {"version": None, "state": state_of(record), "name": None, "module": None, "foreign": True}
         out["detached"] = meta
     return out
+
+
+def tail_lines(data: bytes, lines: int, cut: bool = False) -> list[str]:
+    """The last lines of data (at most lines of them), decoded as UTF-8 with bad bytes replaced.
+
+    cut: data starts inside the file (its first line is the end of a longer one, dropped unless
+    it is the only one). A last line without a newline is a line too; carriage returns (the
+    progress bars of curl, pip, rsync) end a line as a newline does.
+    """
+    if lines <= 0 or not data:
+        return []
+    parts = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if parts[-1] == b"":
+        parts.pop()
+    if cut and len(parts) > 1:
+        parts = parts[1:]
+    return [p.decode("utf-8", errors="replace") for p in parts[-lines:]]
 
 
 class JobStore:
@@ -231,6 +257,33 @@ class JobStore:
         if not isinstance(record, dict):
             raise CorruptJob(f"job {jid}: status file {path} holds a JSON {type(record).__name__}, not an object")
         return record
+
+    def output_tail(self, jid: str, suffix: str, lines: int, max_bytes: int = TAIL_BYTES) -> tuple[list[str], int, float] | None:
+        """The tail of a job's output file while it is there: (last lines, size in bytes, mtime), or None.
+
+        Reads at most max_bytes from the end, with a descriptor of its own (O_RDONLY, no lock), so
+        the job writing the file and the supervisor reading it at the end see no difference.
+        """
+        path = self.extra_path(jid, suffix)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as ex:
+            if ex.errno == errno.ELOOP:
+                raise CorruptJob(f"job {jid}: {path} is a symlink; refusing to follow it") from ex
+            raise JobStoreError(_os_error(f"job {jid}: cannot open {path}", ex)) from ex
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptJob(f"job {jid}: {path} is not a regular file")
+            offset = max(0, st.st_size - max(1, max_bytes))
+            data = os.pread(fd, st.st_size - offset, offset)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"job {jid}: cannot read {path}", ex)) from ex
+        finally:
+            os.close(fd)
+        return tail_lines(data, lines, cut=offset > 0), st.st_size, st.st_mtime
 
     def exists(self, jid: str) -> bool:
         return os.path.lexists(self.job_path(jid))
@@ -396,6 +449,131 @@ class JobStore:
         """Forget name, if it still points at jid."""
         if self.name_get(name) == jid:
             _unlink_quiet(self._name_path(name))
+
+
+class SlotTicket:
+    """A job's place in a slot's queue: its ticket file, held locked (flock) by fd for as long as the job lives."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+
+class SlotQueue:
+    """The FIFO queue of one slot of a job directory: <dir>/.slots/<slot>/<seq>.<jid> ticket files.
+
+    A job joins when it is started: the launcher creates its ticket under the slot's lock, with
+    the next sequence number, locked (flock) from before it appears, and hands the descriptor to
+    the job's supervisor, which holds it until the job has ended. The job's process inherits it
+    too, so a job whose supervisor was killed still holds its slot while its process runs. A ticket that no process holds any more belongs to a
+    job that is gone: whoever looks removes it. A job may run when fewer than its slot_limit live
+    tickets are ahead of it, so the first come run first.
+    """
+
+    def __init__(self, store: JobStore, slot: str) -> None:
+        self.slot = validate_name(slot, "slot name")
+        self.dir = os.path.join(store.path, SLOTS_DIR, slot)
+
+    def _lock(self) -> _Lock:
+        return _Lock(os.path.join(self.dir, LOCK_FILE))
+
+    def _tickets(self) -> list[str]:
+        """Ticket file names, first come first (the sequence number is zero-padded)."""
+        try:
+            entries = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot list {self.dir}", ex)) from ex
+        return sorted(e for e in entries if _TICKET_RE.match(e))
+
+    def join(self, jid: str, info: Record) -> SlotTicket:
+        """Queue jid: its ticket, created and locked atomically (info is written in it for people who look)."""
+        validate_jid(jid)
+        try:
+            os.makedirs(os.path.dirname(self.dir), mode=0o700, exist_ok=True)
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        except OSError as ex:
+            raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot create {self.dir}", ex)) from ex
+        with self._lock():
+            tickets = self._tickets()
+            seq = int(tickets[-1].split(".", 1)[0]) + 1 if tickets else 1
+            path = os.path.join(self.dir, f"{seq:012d}.{jid}")
+            tmp = os.path.join(self.dir, f".{seq:012d}.{jid}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+            try:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except OSError as ex:
+                raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot create a ticket in {self.dir}", ex)) from ex
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _write_all(fd, json.dumps(dict(info, jid=jid, seq=seq), separators=(",", ":")).encode("ascii") + b"\n")
+                os.fsync(fd)
+                os.rename(tmp, path)
+            except OSError as ex:
+                os.close(fd)
+                _unlink_quiet(tmp)
+                raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot write ticket {path}", ex)) from ex
+        return SlotTicket(path, fd)
+
+    def ahead(self, ticket: SlotTicket) -> int | None:
+        """How many live tickets are ahead of ticket (dead ones are removed on the way), or None if it is gone."""
+        with self._lock():
+            count = 0
+            for entry in self._tickets():
+                path = os.path.join(self.dir, entry)
+                if path == ticket.path:
+                    return count
+                if self._held(path):
+                    count += 1
+            return None
+
+    def sweep(self) -> list[str]:
+        """Remove the tickets no process holds any more; returns their paths."""
+        if not os.path.isdir(self.dir):
+            return []
+        gone = []
+        with self._lock():
+            for entry in self._tickets():
+                path = os.path.join(self.dir, entry)
+                if not self._held(path):
+                    gone.append(path)
+        return gone
+
+    def holders(self) -> list[str]:
+        """Job ids of the live tickets, first come first (running ones first, then the queue)."""
+        if not os.path.isdir(self.dir):
+            return []
+        with self._lock():
+            return [e.split(".", 1)[1] for e in self._tickets() if self._held(os.path.join(self.dir, e))]
+
+    @staticmethod
+    def _held(path: str) -> bool:
+        """Whether a process holds the ticket; one that nobody holds is removed (call under the slot's lock)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # cannot tell: count it, never start one too many
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        _unlink_quiet(path)
+        return False
+
+    def leave(self, ticket: SlotTicket) -> None:
+        """The job has ended: its ticket goes, and the next in the queue may start."""
+        try:
+            with self._lock():
+                _unlink_quiet(ticket.path)
+        except JobStoreError:
+            _unlink_quiet(ticket.path)
+        if ticket.fd >= 0:
+            os.close(ticket.fd)
+            ticket.fd = -1
 
 
 class _Lock:

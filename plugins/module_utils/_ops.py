@@ -72,13 +72,22 @@ def status(params: dict, check_mode: bool = False) -> dict:
                 return {"changed": not job["finished"], "job": job}
             job, changed = _control.kill(store, jid)
             return {"changed": changed, "job": job}
-        return {"changed": False, "job": _control.status(store, jid, persist=not check_mode)}
+        job = _control.status(store, jid, persist=not check_mode)
+        result = {"changed": False, "job": job}
+        if params.get("tail"):
+            result["tail"] = _control.tail(store, jid, job, int(params["tail"]), _tail_bytes(params))
+        return result
     except js.JobNotFound as ex:
         return _fail(f"could not find job: {ex}.{BECOME_HINT}", **fail)
     except js.NotKillable as ex:
         return _fail(str(ex), ansible_job_id=jid, started=True, finished=False)
     except js.JobStoreError as ex:
         return _fail(str(ex), **fail)
+
+
+def _tail_bytes(params: dict) -> int:
+    value = params.get("tail_bytes")
+    return int(value) if value else js.TAIL_BYTES
 
 
 def _stop_leftovers(store: js.JobStore, jid: str) -> str | None:
@@ -189,6 +198,15 @@ def wait(params: dict, check_mode: bool = False) -> dict:
         block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
         views, errs = long_poll(store, jids, block, persist=not check_mode)
         errors.update(errs)
+        lines = int(params.get("_tail") or 0)
+        if lines:
+            # The wait's progress display: the last line of each job still going (a few stat and read calls).
+            for jid, view in views.items():
+                if not view.get("finished"):
+                    try:
+                        view["tail"] = _control.tail(store, jid, view, lines, _tail_bytes(params))
+                    except js.JobStoreError as ex:
+                        view["tail"] = {"error": str(ex)}
         return dict(result, jobs=views)
     views = {}
     changed = False

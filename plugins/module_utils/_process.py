@@ -269,8 +269,8 @@ class Spawned:
         return int(self.popen.pid)
 
 
-def spawn_session(argv: list[str], data: bytes) -> Spawned:
-    """Start argv in a new session (stdin: data, stdout: a pipe for its answer, stderr: /dev/null).
+def spawn_session(argv: list[str], data: bytes, pass_fds: tuple[int, ...] = ()) -> Spawned:
+    """Start argv in a new session (stdin: data, stdout: a pipe for its answer, stderr: /dev/null; pass_fds stay open in it).
 
     Raises OSError when it cannot be started. A process that dies before reading its input is
     not an error here: its missing answer reports it (see read_answers).
@@ -284,6 +284,7 @@ def spawn_session(argv: list[str], data: bytes) -> Spawned:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         close_fds=True,
+        pass_fds=pass_fds,
         start_new_session=True,
     )
     stdin = popen.stdin

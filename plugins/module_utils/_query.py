@@ -41,6 +41,8 @@ JOB_INFO_SPEC: dict[str, dict[str, t.Any]] = {
     "older_than": {"type": "raw"},
     "newer_than": {"type": "raw"},
     "details": {"type": "bool", "default": False},
+    "tail": {"type": "int", "default": 0},
+    "tail_bytes": {"type": "int", "default": js.TAIL_BYTES},
 }
 PRUNE_SPEC: dict[str, dict[str, t.Any]] = {
     "older_than": {"type": "raw", "required": True},
@@ -69,6 +71,15 @@ def parse_age(value: object, option: str = "age") -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
     return seconds
+
+
+def _count(value: object, option: str) -> int:
+    """A number of lines or bytes: an integer, 0 or more (None is 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise QueryError(f"invalid {option} {value!r}: a whole number, 0 or more")
+    return value
 
 
 def _validate_jids(jids: t.Iterable[object]) -> set[str]:
@@ -133,8 +144,8 @@ class Job:
 
     @property
     def started_at(self) -> float | None:
-        """When the job started (ours), else when its status file was last written."""
-        return self._time("started_at")
+        """When the job started (ours; a queued one: when it was queued), else when its status file was last written."""
+        return self._time("started_at" if self.meta.get("started_at") is not None or self.meta.get("queued_at") is None else "queued_at")
 
     @property
     def ended_at(self) -> float | None:
@@ -161,6 +172,9 @@ class Job:
             "elapsed": meta.get("elapsed"),
             "rc": rc,
             "pid": meta.get("pid"),
+            "slot": meta.get("slot"),
+            "queued_at": meta.get("queued_at"),
+            "attempt": meta.get("attempt"),
             "results_file": self.path,
             "files": list(self.files),
             "size": self.size,
@@ -221,6 +235,8 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         states = _validate_states(params.get("states") or [], INFO_STATES)
         jids = _validate_jids(params.get("jids") or []) or None
         names = set(params.get("names") or [])
+        tail_lines = _count(params.get("tail"), "tail")
+        tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or js.TAIL_BYTES
         store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
     except (QueryError, js.JobStoreError) as ex:
@@ -236,7 +252,13 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
             continue
         if newer is not None and age >= newer:
             continue
-        selected.append(job.summary(details=bool(params.get("details"))))
+        summary = job.summary(details=bool(params.get("details")))
+        if tail_lines and job.view is not None:
+            try:
+                summary["tail"] = _control.tail(store, job.jid, job.view, tail_lines, tail_bytes)
+            except js.JobStoreError as ex:
+                summary["tail"] = {"error": str(ex)}
+        selected.append(summary)
     return {"changed": False, "jobs": selected, "count": len(selected), "async_dir": store.path}
 
 
@@ -264,6 +286,8 @@ def prune(params: dict, check_mode: bool = False) -> dict:
     if not names:
         result["files"].extend(_prune_leftovers([p for files in orphans.values() for p in files] + tmps, older, remover))
     _prune_names(store, names, remover, result)
+    if not names and not check_mode:
+        _prune_slots(store, remover, result)
     result["changed"] = bool(result["files"])
     if remover.errors:
         return _fail(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", **result)
@@ -325,6 +349,21 @@ def _prune_leftovers(paths: list[str], older: float, remove: _Remover) -> list[s
         if age >= max(older, LEFTOVER_MIN_AGE):
             gone.extend(remove([path]))
     return gone
+
+
+def _prune_slots(store: js.JobStore, remove: _Remover, result: dict) -> None:
+    """Remove the slot tickets of jobs that are gone (no process holds them); their paths go to result files."""
+    try:
+        slots = sorted(os.listdir(os.path.join(store.path, js.SLOTS_DIR)))
+    except OSError:
+        return
+    for slot in slots:
+        if not js.is_name(slot):
+            continue
+        try:
+            result["files"].extend(js.SlotQueue(store, slot).sweep())
+        except js.JobStoreError as ex:
+            remove.errors.append(str(ex))
 
 
 def _prune_names(store: js.JobStore, names: set[str], remove: _Remover, result: dict) -> None:

@@ -3,11 +3,12 @@
 """The supervisor of one detached job. Private to the detached.jobs collection.
 
 It runs in a fresh, lean interpreter (``python -I -S <jid>.pyz``) started in a new session
-by the launcher (see _control.launch). It reads its spec as JSON on stdin, spawns the job
-(a module payload or a command) in a process group of its own with output streamed to files,
-records the running status, acknowledges on stdout, then enforces the time limit, obeys
-SIGTERM as a kill request, writes the final result atomically and removes the job's
-temporary files. Standard library only, Python 3.8+.
+by the launcher (see _control.launch). It reads its spec as JSON on stdin, queues for the
+job's slot if it has one, spawns the job (a module payload or a command) in a process group of
+its own with output streamed to files, records the status (queued, then running),
+acknowledges on stdout, then enforces the time limit, obeys SIGTERM as a kill request, runs
+failed attempts again after their delay (retries), writes the final result atomically and
+removes the job's temporary files. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -22,6 +23,25 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
 _DEFAULT_GRACE = 5.0
+# How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
+# have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
+# between looks at the directory's change time.
+_QUEUE_RECHECK = 1.0
+_QUEUE_TICK = 0.1
+# Lines and bytes of each stream kept in an attempt's record.
+ATTEMPT_TAIL_LINES = 10
+ATTEMPT_TAIL_BYTES = 2048
+QUEUE_TIMEOUT = "queue_timeout"
+TOTAL_TIMEOUT = "total_timeout"
+
+
+def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
+    """Seconds to wait after failed attempt number attempt (1-based): delay * backoff ** (attempt - 1), at most max_delay."""
+    try:
+        wait = float(delay) * float(backoff) ** (attempt - 1)
+    except OverflowError:
+        wait = float("inf")
+    return max(0.0, min(wait, float(max_delay)) if max_delay else wait)
 
 
 class SpawnError(Exception):
@@ -42,17 +62,37 @@ class Supervisor:
         self.timeout = float(spec.get("timeout") or 0)
         self.grace = float(spec.get("grace", _DEFAULT_GRACE))
         self.limit = int(spec.get("output_limit") or 16 * 1024 * 1024)
+        self.retries = int(spec.get("retries") or 0)
+        self.delay = float(spec.get("retry_delay") or 0)
+        self.backoff = float(spec.get("backoff") or 1)
+        self.max_delay = float(spec.get("retry_max_delay") or 0)
+        self.retry_on_timeout = bool(spec.get("retry_on_timeout"))
+        self.total_timeout = float(spec.get("total_timeout") or 0)
+        self.slot = spec.get("slot")
+        self.slot_limit = int(spec.get("slot_limit") or 1)
+        self.queue_timeout = float(spec.get("queue_timeout") or 0)
+        self.queue: js.SlotQueue | None = js.SlotQueue(self.store, self.slot) if self.slot else None
+        # The job's place in the slot's queue, taken by the launcher (see _control) and inherited.
+        self.ticket: js.SlotTicket | None = js.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None
+        self.admitted = False  # the job may run (it has no slot, or its slot had room)
         self.reason: str | None = None  # a stop requested by a signal
+        self.killed = False  # SIGTERM came: no more attempts, whatever else happens
         self.stopped: str | None = None  # the stop that actually ended the job
+        self.alarm_for: str = js.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
         self.waiting = False
         self.child = 0
         self.child_status: int | None = None
         self.meta: dict = {}
+        self.attempts: list[dict] = []
+        self.started = 0.0  # when the current attempt started
+        self.first_started: float | None = None  # when the first attempt started (the job left the queue)
 
     # --- signals -----------------------------------------------------------
     def _on_signal(self, signum: int, frame: object) -> None:
+        if signum == signal.SIGTERM:
+            self.killed = True
         if self.reason is None:
-            self.reason = js.TIMEOUT if signum == signal.SIGALRM else js.KILLED
+            self.reason = self.alarm_for if signum == signal.SIGALRM else js.KILLED
         if self.waiting:
             self.waiting = False
             raise _Stop()
@@ -81,6 +121,9 @@ class Supervisor:
                 if chdir:
                     os.chdir(chdir)
                 os.environ[proc.MARKER] = self.jid
+                if self.ticket is not None:
+                    # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
+                    os.set_inheritable(self.ticket.fd, True)
                 os.execvp(argv[0], argv)
             except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
                 try:
@@ -138,10 +181,7 @@ class Supervisor:
             # process group (a module's command, a shell's pipeline) is stopped too, or it would run
             # on with nobody able to find it (the record names only the dead process).
             proc.kill_tree(self.child, root=None, grace=self.grace, reap=self._reap)
-        # The job is over: a kill request or the deadline arriving now changes nothing.
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGALRM, signal.SIG_IGN)
 
     # --- results ------------------------------------------------------------
     def _read_output(self, suffix: str) -> tuple[bytes, int]:
@@ -218,9 +258,8 @@ class Supervisor:
             result["msg"] = "non-zero return code"
         return result
 
-    def _finish(self, started: float) -> None:
-        ended = time.time()
-        self._remove_task_tmp()
+    def _outcome(self, ended: float, keep: dict) -> tuple[dict, str, int | None, int | None]:
+        """The result of the attempt that just ended, its state, exit code and signal."""
         status = self.child_status or 0
         rc: int | None = None
         sig: int | None = None
@@ -228,15 +267,20 @@ class Supervisor:
             sig = os.WTERMSIG(status)
         else:
             rc = os.WEXITSTATUS(status)
-        keep: dict = {}
         if self.mode == "command":
-            result = self._command_result(rc if sig is None else -sig, started, ended, keep)
+            result = self._command_result(rc if sig is None else -sig, self.started, ended, keep)
         else:
             result = self._module_result(rc, keep)
         if self.stopped == js.TIMEOUT:
             state = js.TIMEOUT
             result["msg"] = (
                 f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
+            )
+        elif self.stopped == TOTAL_TIMEOUT:
+            state = js.TIMEOUT
+            result["msg"] = (
+                f"Timeout exceeded: the job ran longer than its total_timeout of {self.total_timeout:g}s and attempt {len(self.attempts) + 1} "
+                f"was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
             )
         elif self.stopped == js.KILLED:
             state = js.KILLED
@@ -253,7 +297,61 @@ class Supervisor:
             state = js.FAILED
         else:
             state = js.SUCCEEDED
-        meta = dict(self.meta, ended_at=ended, elapsed=round(ended - started, 3), rc=rc, signal=sig, files=keep)
+        return result, state, rc, sig
+
+    def _attempt_record(self, result: dict, state: str, rc: int | None, sig: int | None, ended: float) -> dict:
+        """What is kept of one attempt: when it ran, how it ended, and the tail of its output."""
+        tail = {}
+        for suffix in ("stdout", "stderr"):
+            if self.mode == "command":
+                found = self.store.output_tail(self.jid, suffix, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)
+                tail[suffix] = found[0] if found else []
+            else:
+                text = result.get(suffix)
+                data = text.encode("utf-8", errors="replace") if isinstance(text, str) else b""
+                tail[suffix] = js.tail_lines(data[-ATTEMPT_TAIL_BYTES:], ATTEMPT_TAIL_LINES, cut=len(data) > ATTEMPT_TAIL_BYTES)
+        return {
+            "attempt": len(self.attempts) + 1,
+            "started_at": self.started,
+            "ended_at": ended,
+            "elapsed": round(ended - self.started, 3),
+            "state": state,
+            "rc": rc if rc is not None else result.get("rc") if isinstance(result.get("rc"), int) else None,
+            "signal": sig,
+            "msg": str(result.get("msg") or "")[:500],
+            "tail": tail,
+        }
+
+    def _retry_wait(self, state: str) -> float | None:
+        """Seconds to wait after the attempts so far before the next one, or None when the job is not run again."""
+        if len(self.attempts) > self.retries or self.killed:
+            return None
+        if state == js.TIMEOUT and not (self.retry_on_timeout and self.stopped == js.TIMEOUT):
+            return None
+        if state not in (js.FAILED, js.VANISHED, js.TIMEOUT):
+            return None
+        wait = retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay)
+        if self.total_timeout and self.first_started is not None and time.time() + wait >= self.first_started + self.total_timeout:
+            return None
+        return wait
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, unless a signal asks the job to stop (then self.reason is set)."""
+        end = time.monotonic() + seconds
+        try:
+            while not self.killed:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                self.waiting = True
+                time.sleep(min(left, 1.0))
+                self.waiting = False
+        except _Stop:
+            pass
+        finally:
+            self.waiting = False
+
+    def _write_final(self, result: dict, state: str, meta: dict, keep: dict) -> None:
         record = js.final_record(self.jid, self.path, result, meta, state)
         try:
             self.store.write(self.jid, record)
@@ -275,6 +373,14 @@ class Supervisor:
         drop = [s for s in ("stdout", "stderr") if s not in keep]
         self.store.remove_extra(self.jid, ["payload", "args", "pyz"] + drop)
 
+    def _final_meta(self, ended: float, rc: int | None, sig: int | None, keep: dict) -> dict:
+        started = self.first_started if self.first_started is not None else ended
+        meta = dict(self.meta, ended_at=ended, elapsed=round(ended - started, 3), rc=rc, signal=sig, files=keep)
+        meta.pop("retry_at", None)
+        if self.retries:
+            meta.update(attempt=len(self.attempts), attempts=self.attempts)
+        return meta
+
     def _remove_task_tmp(self) -> None:
         """Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
         downloads into it), goes when the job has ended, as with ansible-core's wrapper."""
@@ -283,51 +389,211 @@ class Supervisor:
 
             shutil.rmtree(self.spec["remove_after"], ignore_errors=True)
 
+    # --- the queue ------------------------------------------------------------
+    def _wait_for_slot(self) -> str | None:
+        """Wait until the job may run; None then, else why it never will (killed, queue_timeout)."""
+        assert self.queue is not None and self.ticket is not None
+        deadline = time.monotonic() + self.queue_timeout if self.queue_timeout else None
+        seen: int | None = -1
+        last = 0.0
+        while True:
+            if self.killed:
+                return js.KILLED
+            now = time.monotonic()
+            try:
+                changed = os.stat(self.queue.dir).st_mtime_ns
+            except OSError:
+                changed = None
+            if changed != seen or now - last >= _QUEUE_RECHECK:
+                seen, last = changed, now
+                if self._may_run():
+                    return None
+            if deadline is not None and now >= deadline:
+                return QUEUE_TIMEOUT
+            self._sleep(_QUEUE_TICK if deadline is None else max(0.001, min(_QUEUE_TICK, deadline - now)))
+
+    def _may_run(self) -> bool:
+        """Whether fewer than slot_limit live jobs are ahead of this one in the slot's queue."""
+        assert self.queue is not None and self.ticket is not None
+        ahead = self.queue.ahead(self.ticket)
+        if ahead is None:
+            raise js.JobStoreError(f"slot {self.slot!r}: the job's ticket {self.ticket.path} is gone from the queue")
+        return ahead < self.slot_limit
+
+    def _end_early(self, why: str) -> None:
+        """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
+        ended = time.time()
+        if why == js.KILLED:
+            state, msg = js.KILLED, f"the job was killed on request while queued for slot {self.slot!r}; it never ran"
+        elif why == QUEUE_TIMEOUT:
+            state, msg = js.TIMEOUT, (
+                f"Timeout exceeded: the job waited longer than its queue_timeout of {self.queue_timeout:g}s for slot {self.slot!r} "
+                f"(limit {self.slot_limit}); it never ran"
+            )
+        else:
+            state, msg = js.FAILED, why
+        meta = dict(self.meta, ended_at=ended, elapsed=0.0, rc=None, signal=None, files={})
+        if self.retries:
+            meta.update(attempt=len(self.attempts), attempts=self.attempts)
+        self._remove_task_tmp()
+        self._write_final({"msg": msg}, state, meta, {})
+
     # --- main ---------------------------------------------------------------
-    def run(self, ack: int) -> int:
-        self._install_signals()
-        subreaper = proc.set_subreaper()
-        started = time.time()
+    def _spawn_attempt(self) -> None:
+        """Start an attempt: fresh output files, the job's process, its running record."""
+        self.store.remove_extra(self.jid, ("stdout", "stderr"))
+        out_fd = self.store.open_output(self.jid, "stdout")
+        err_fd = self.store.open_output(self.jid, "stderr")
         try:
-            out_fd = self.store.open_output(self.jid, "stdout")
-            err_fd = self.store.open_output(self.jid, "stderr")
+            self.child_status = None
+            self.stopped = None
+            # A timeout ended the attempt before (retry_on_timeout); a kill request is never forgotten.
+            self.reason = None
+            if self.killed:
+                self.reason = js.KILLED
+            self.started = time.time()
+            if self.first_started is None:
+                self.first_started = self.started
             self.child = self._spawn(list(self.spec["argv"]), out_fd, err_fd)
+        finally:
             os.close(out_fd)
             os.close(err_fd)
-            me = os.getpid()
-            self.meta = {
-                "name": self.spec.get("name"),
-                "module": self.spec.get("module"),
-                "cmd": self.spec.get("cmd") if self.mode == "command" else None,
-                "pid": me,
-                "pid_start": proc.start_time(me),
-                "boot_id": proc.boot_id(),
-                "child_pid": self.child,
-                "child_start": proc.start_time(self.child),
-                "subreaper": subreaper,
-                "started_at": started,
-                "ended_at": None,
-                "timeout": self.timeout,
-                "deadline": started + self.timeout if self.timeout else None,
-                "grace": self.grace,
-            }
-            self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
+        self.meta.update(
+            child_pid=self.child,
+            child_start=proc.start_time(self.child),
+            started_at=self.first_started,
+            deadline=self.started + self.timeout if self.timeout else None,
+        )
+        self.meta.pop("retry_at", None)
+        if self.retries:
+            self.meta.update(attempt=len(self.attempts) + 1, attempts=self.attempts, attempt_started_at=self.started)
+        self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
+        self._arm()
+
+    def _arm(self) -> None:
+        """The alarm for the attempt that starts now: its own timeout, or the job's total_timeout if that comes first."""
+        left = [(self.timeout, js.TIMEOUT)] if self.timeout else []
+        if self.total_timeout and self.first_started is not None:
+            left.append((self.first_started + self.total_timeout - time.time(), TOTAL_TIMEOUT))
+        if left:
+            seconds, self.alarm_for = min(left)
+            signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+
+    def _base_meta(self, queued_at: float) -> dict:
+        me = os.getpid()
+        meta = {
+            "name": self.spec.get("name"),
+            "module": self.spec.get("module"),
+            "cmd": self.spec.get("cmd") if self.mode == "command" else None,
+            "pid": me,
+            "pid_start": proc.start_time(me),
+            "boot_id": proc.boot_id(),
+            "child_pid": None,
+            "child_start": None,
+            "subreaper": self.subreaper,
+            "started_at": None,
+            "ended_at": None,
+            "timeout": self.timeout,
+            "deadline": None,
+            "grace": self.grace,
+        }
+        if self.slot:
+            meta.update(slot=self.slot, slot_limit=self.slot_limit, queued_at=queued_at, queue_timeout=self.queue_timeout)
+            if self.ticket is not None:
+                meta["queue_seq"] = int(os.path.basename(self.ticket.path).split(".", 1)[0])
+        if self.retries:
+            meta.update(retries=self.retries, retry_delay=self.delay, backoff=self.backoff, retry_max_delay=self.max_delay, total_timeout=self.total_timeout)
+        return meta
+
+    def run(self, ack: int) -> int:
+        self._install_signals()
+        self.subreaper = proc.set_subreaper()
+        queued_at = time.time()
+        try:
+            self.meta = self._base_meta(queued_at)
+            # A job whose slot is free starts before the launch returns, as one without a slot does;
+            # the others are recorded queued and wait below.
+            self.admitted = self.queue is None or self._may_run()
+            if self.admitted:
+                self._spawn_attempt()
+            else:
+                self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, js.QUEUED))
         except (js.JobStoreError, SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
+            self._leave_queue()
             self.store.remove_extra(self.jid, ("payload", "args", "pyz", "stdout", "stderr"))
+            if self.queue is not None:
+                try:
+                    os.unlink(self.path)  # the queued record, if it was written: the start failed, the job does not exist
+                except OSError:
+                    pass
             os.write(ack, json.dumps({"failed": True, "msg": f"job {self.jid}: {ex}"}).encode() + b"\n")
             return 1
-        if self.timeout:
-            signal.setitimer(signal.ITIMER_REAL, max(self.timeout - (time.time() - started), 0.001))
         os.write(ack, b'{"ok": true}\n')
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 1)
         os.dup2(null, 2)
         os.close(null)
-        self._wait_child()
-        self._finish(started)
+        try:
+            if not self.admitted:
+                why = self._wait_for_slot()
+                if why is not None:
+                    self._end_early(why)
+                    return 0
+                self._spawn_attempt()
+            self._attempts()
+        except (js.JobStoreError, SpawnError, OSError) as ex:
+            # (A full disk when a queued job's turn came, most often.) Its process, if it started, is stopped.
+            if self.child and self.child_status is None:
+                proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
+            self._end_early(f"job {self.jid}: {ex}")
+        finally:
+            self._remove_task_tmp()
+            self._leave_queue()
         return 0
+
+    def _attempts(self) -> None:
+        """Wait for each attempt; run failed ones again after their delay; record the result of the last."""
+        while True:
+            self._wait_child()
+            ended = time.time()
+            keep: dict = {}
+            result, state, rc, sig = self._outcome(ended, keep)
+            if not self.retries:
+                break
+            self.attempts.append(self._attempt_record(result, state, rc, sig, ended))
+            wait = self._retry_wait(state)
+            if wait is None:
+                break
+            self.meta.update(child_pid=self.child, attempt=len(self.attempts), attempts=self.attempts, retry_at=time.time() + wait)
+            self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
+            self._sleep(wait)
+            if self.killed:
+                ended = time.time()
+                result["msg"] = f"the job was killed on request in the delay before attempt {len(self.attempts) + 1}; no more attempts (attempt {len(self.attempts)}: {result.get('msg') or state})"
+                state = js.KILLED
+                break
+            try:
+                self._spawn_attempt()
+            except SpawnError as ex:
+                ended = time.time()
+                result = {"msg": f"attempt {len(self.attempts) + 1} could not start: {ex}"}
+                state = js.FAILED
+                break
+        # The job is over: a kill request or the deadline arriving now changes nothing.
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        if len(self.attempts) > 1 and state != js.SUCCEEDED and not self.killed:
+            result["msg"] = f"{result.get('msg') or state} (the last of {len(self.attempts)} attempts)"
+        self._remove_task_tmp()
+        self._write_final(result, state, self._final_meta(ended, rc, sig, keep), keep)
+
+    def _leave_queue(self) -> None:
+        if self.queue is not None and self.ticket is not None:
+            self.queue.leave(self.ticket)
+            self.ticket = None
 
 
 def _failure_msg(result: dict, rc: int | None) -> str:

@@ -30,6 +30,9 @@ MISSING = "missing"
 
 # With no overall deadline (timeout 0), how long a dropped connection is retried before the host is unreachable.
 RECONNECT_WINDOW = 600.0
+# The progress lines a wait keeps in its result (the newest), and the longest line shown.
+PROGRESS_KEPT = 100
+_LINE_MAX = 200
 
 
 class Waiter:
@@ -45,6 +48,7 @@ class Waiter:
         on_timeout: str = "fail",
         cleanup: bool = False,
         return_when: str = "all",
+        progress_interval: float = 0,
     ) -> None:
         self.action = action
         self.task_vars = task_vars
@@ -56,6 +60,11 @@ class Waiter:
         self.on_timeout = on_timeout
         self.cleanup = cleanup
         self.return_when = return_when
+        # Show each running job's last line of output, at most once every progress_interval seconds (0: never).
+        self.progress_interval = max(float(progress_interval), 0.0)
+        self.progress: list[dict] = []
+        self._progress_at: float | None = None
+        self._last_line: dict[str, str | None] = {}
         # Set when the wait returns on purpose before every job ended (return_when=any, check mode):
         # the jobs still running are then not problems.
         self.partial = False
@@ -67,8 +76,10 @@ class Waiter:
         self.changed = False
 
     # --- remote calls ---------------------------------------------------------
-    def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None) -> dict:
+    def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None, tail: int = 0) -> dict:
         args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir}
+        if tail:
+            args["_tail"] = tail
         result = run_host(self.action, "wait", _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
         if result.get("unreachable"):
             raise _Unreachable(str(result.get("msg", "unreachable")))
@@ -101,7 +112,14 @@ class Waiter:
             block = self.poll if deadline is None else min(self.poll, deadline - now)
             try:
                 # With no overall deadline, a dropped connection is retried for up to RECONNECT_WINDOW.
-                res = self._call("wait", state.pending, block, state.names, deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW)
+                res = self._call(
+                    "wait",
+                    state.pending,
+                    block,
+                    state.names,
+                    deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW,
+                    tail=1 if self._progress_due(block) else 0,
+                )
             except _Unreachable as ex:
                 state.unreachable = True
                 self.errors["connection"] = f"{self.host}: connection lost and not back before the timeout: {ex}"
@@ -131,12 +149,47 @@ class Waiter:
             if key in state.pending:
                 state.pending.remove(key)
                 state.done += 1
+        shown = False
         for jid, view in (res.get("jobs") or {}).items():
+            tail = view.pop("tail", None)
+            if isinstance(tail, dict) and not view.get("finished"):
+                shown = self._show_running(jid, state.labels.get(jid), view, tail) or shown
             self.views[jid] = with_lines(view)
             if view.get("finished") and jid in state.pending:
                 state.pending.remove(jid)
                 state.done += 1
                 self._progress(jid, state.labels.get(jid), view, state.done, state.total)
+        if shown:
+            self._progress_at = time.monotonic()
+
+    def _progress_due(self, block: float) -> bool:
+        """Whether this round's answer should carry the running jobs' last lines: the interval has passed by the time it comes back."""
+        if not self.progress_interval:
+            return False
+        if self._progress_at is None:
+            return True
+        return time.monotonic() + block >= self._progress_at + self.progress_interval
+
+    def _show_running(self, jid: str, label: str | None, view: dict, tail: dict) -> bool:
+        """Show a running (or queued) job's last line if it changed and the interval has passed; True if shown."""
+        if self._progress_at is not None and time.monotonic() < self._progress_at + self.progress_interval:
+            return False
+        meta = view.get("detached") or {}
+        state = ids.state_of(view)
+        if state == ids.QUEUED:
+            line = f"queued for slot {meta.get('slot')!r}"
+        else:
+            line = tail.get("last_line")
+            if meta.get("attempt") and meta.get("retries"):
+                state = f"{state} (attempt {meta['attempt']} of {int(meta['retries']) + 1})"
+        if not isinstance(line, str) or line == self._last_line.get(jid):
+            return False
+        self._last_line[jid] = line
+        shown = line if len(line) <= _LINE_MAX else line[: _LINE_MAX - 3] + "..."
+        display.display(f"{self.host}: job {jid}{f' ({label})' if label else ''} {state}: {shown}")
+        self.progress.append({"at": round(time.time(), 3), "ansible_job_id": jid, "state": ids.state_of(view), "line": line})
+        del self.progress[:-PROGRESS_KEPT]
+        return True
 
     def _kill(self, jids: list[str]) -> list[str]:
         """Kill the jobs still running (not in check mode); returns the ids killed."""
@@ -191,10 +244,10 @@ class Waiter:
             jobs.append(view)
             if state != ids.SUCCEEDED:
                 what = f"{jid} ({labels[jid]})" if labels.get(jid) else jid
-                if state == ids.RUNNING and self.partial:
+                if state in (ids.RUNNING, ids.QUEUED) and self.partial:
                     continue
-                if state == ids.RUNNING:
-                    problems.append(f"{what}: still running{' (killed)' if jid in killed else ' (left running)'}")
+                if state in (ids.RUNNING, ids.QUEUED):
+                    problems.append(f"{what}: still {state}{' (killed)' if jid in killed else ' (left ' + state + ')'}")
                 else:
                     problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[:300]}")
         for key, msg in self.errors.items():
@@ -221,6 +274,7 @@ class Waiter:
             "ansible_job_ids": order,
             "unfinished": still,
             "elapsed": round(elapsed, 3),
+            "progress": self.progress,
             "timed_out": timed_out,
             "changed": self.changed,
             "failed": failed,

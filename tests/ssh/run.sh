@@ -22,7 +22,7 @@ export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANS
 playbook_bin=${ANSIBLE_PLAYBOOK:-ansible-playbook}
 logs=${DJ_SSH_LOGS:-$root/.build/ssh-logs}
 case_timeout=${DJ_SSH_CASE_TIMEOUT:-300}
-CASES=(link_drop wait_drop become become_pipelining all_hosts)
+CASES=(link_drop wait_drop become become_pipelining all_hosts watch_retry_slots)
 
 say() { echo "ssh-suite: $*"; }
 
@@ -73,6 +73,18 @@ case_become() { ANSIBLE_PIPELINING=false play become.yml; }
 case_become_pipelining() { ANSIBLE_PIPELINING=true play become.yml; }
 
 case_all_hosts() { play all_hosts.yml; }
+
+# Two controllers start jobs of one slot on every host at the same moment; then the checks.
+case_watch_retry_slots() {
+  play watch_retry_slots.yml -e dj_phase=prepare || return
+  local a b rc=0
+  play watch_retry_slots.yml -e dj_phase=start -e dj_ctl=1 & a=$!
+  play watch_retry_slots.yml -e dj_phase=start -e dj_ctl=2 & b=$!
+  wait "$a" || rc=1
+  wait "$b" || rc=1
+  [ "$rc" = 0 ] || return 1
+  play watch_retry_slots.yml -e dj_phase=check
+}
 
 # The wait task of wait_drop.yml is running when dj-h1's link goes down; the link stays down
 # until the wait has noticed the lost connection (it then retries), the jobs are let go, and

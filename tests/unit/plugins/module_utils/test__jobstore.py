@@ -617,3 +617,116 @@ def test_lock_excludes_another_process(store: js.JobStore) -> None:
         assert subprocess.run([sys.executable, "-c", probe, lock_path], check=False).returncode == 3
     assert held.fd == -1
     assert subprocess.run([sys.executable, "-c", probe, lock_path], check=False).returncode == 0
+
+
+# --- output tails -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("data", "lines", "cut", "expected"),
+    [
+        (b"", 3, False, []),
+        (b"a\nb\nc\n", 2, False, ["b", "c"]),
+        (b"a\nb\nc", 5, False, ["a", "b", "c"]),  # the last line has no newline yet
+        (b"half of a line\nwhole\n", 5, True, ["whole"]),  # read from inside the file: the first piece is dropped
+        (b"only a piece of one long line", 5, True, ["only a piece of one long line"]),
+        (b"10%\r20%\r30%", 1, False, ["30%"]),  # progress bars: a carriage return ends a line
+        (b"caf\xe9\n\xff\xfe\n", 5, False, ["caf\ufffd", "\ufffd\ufffd"]),
+        (b"a\r\nb\r\n", 5, False, ["a", "b"]),
+        (b"x\n", 0, False, []),
+    ],
+)
+def test_tail_lines(data: bytes, lines: int, cut: bool, expected: list) -> None:
+    assert js.tail_lines(data, lines, cut) == expected
+
+
+def test_output_tail_is_bounded_and_leaves_the_file_alone(store: js.JobStore) -> None:
+    fd = store.open_output(JID, "stdout")
+    os.write(fd, b"".join(b"line %d\n" % i for i in range(1000)) + b"no newline yet")
+    path = store.extra_path(JID, "stdout")
+    before = os.stat(path)
+    lines, size, dummy = store.output_tail(JID, "stdout", 3, max_bytes=64)
+    assert lines == ["line 998", "line 999", "no newline yet"]
+    assert size == before.st_size
+    # The writer's descriptor goes on where it was.
+    os.write(fd, b"\n")
+    os.close(fd)
+    with open(path, "rb") as f:
+        assert f.read().endswith(b"line 999\nno newline yet\n")
+    long_line = b"x" * 10000
+    with open(path, "wb") as f:
+        f.write(long_line)
+    lines, dummy, dummy = store.output_tail(JID, "stdout", 5, max_bytes=100)
+    assert lines == ["x" * 100]
+    assert store.output_tail(JID, "stderr", 3) is None
+
+
+def test_output_tail_refuses_a_symlink(store: js.JobStore, tmp_path: t.Any) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("not yours\n")
+    os.symlink(str(secret), store.extra_path(JID, "stdout"))
+    with pytest.raises(js.CorruptJob, match="symlink"):
+        store.output_tail(JID, "stdout", 3)
+
+
+# --- slot queues --------------------------------------------------------------------------
+def _jid(i: int) -> str:
+    return f"j{100000000000 + i}.{4242}"
+
+
+def test_slot_queue_is_first_come_first_served(store: js.JobStore) -> None:
+    queue = js.SlotQueue(store, "db")
+    tickets = [queue.join(_jid(i), {"limit": 2}) for i in range(4)]
+    assert [queue.ahead(t) for t in tickets] == [0, 1, 2, 3]
+    assert queue.holders() == [_jid(i) for i in range(4)]
+    assert stat.S_IMODE(os.stat(os.path.dirname(queue.dir)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tickets[0].path).st_mode) == 0o600
+    with open(tickets[2].path) as f:
+        assert json.load(f) == {"limit": 2, "jid": _jid(2), "seq": 3}
+    queue.leave(tickets[0])
+    assert not os.path.exists(tickets[0].path)
+    assert [queue.ahead(t) for t in tickets[1:]] == [0, 1, 2]
+
+
+def test_a_ticket_nobody_holds_is_removed(store: js.JobStore) -> None:
+    """A job whose supervisor and process died (kill -9) leaves its ticket unheld: it stops counting and goes."""
+    queue = js.SlotQueue(store, "db")
+    tickets = [queue.join(_jid(i), {}) for i in range(3)]
+    os.close(tickets[0].fd)  # what the kernel does when the holder dies
+    assert queue.ahead(tickets[2]) == 1
+    assert not os.path.exists(tickets[0].path)
+    os.close(tickets[1].fd)
+    assert queue.sweep() == [tickets[1].path]
+    assert queue.ahead(tickets[2]) == 0
+
+
+def test_a_ticket_held_by_the_jobs_process_still_counts(store: js.JobStore) -> None:
+    """The job's process inherits the ticket: with its supervisor gone, the slot stays taken until it ends."""
+    queue = js.SlotQueue(store, "db")
+    first = queue.join(_jid(0), {})
+    second = queue.join(_jid(1), {})
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(first.fd,))
+    try:
+        os.close(first.fd)  # the supervisor is gone; its process is not
+        assert queue.ahead(second) == 1
+    finally:
+        child.kill()
+        child.wait()
+    assert queue.ahead(second) == 0
+
+
+def test_slot_queue_join_on_a_full_disk_leaves_nothing(store: js.JobStore, monkeypatch: t.Any) -> None:
+    queue = js.SlotQueue(store, "db")
+
+    def no_space(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(js.os, "fsync", no_space)
+    with pytest.raises(js.JobStoreError, match="No space left on device") as info:
+        queue.join(_jid(0), {})
+    assert queue.dir in str(info.value)
+    assert os.listdir(queue.dir) == [js.LOCK_FILE]
+
+
+@pytest.mark.parametrize("slot", ["", "../x", "a/b", ".hidden", "x" * 129])
+def test_slot_names_are_checked(store: js.JobStore, slot: str) -> None:
+    with pytest.raises(js.InvalidName, match="invalid slot name"):
+        js.SlotQueue(store, slot)

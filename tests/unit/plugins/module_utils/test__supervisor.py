@@ -234,3 +234,139 @@ def test_supervisor_pyz_runs_from_source_too(store: js.JobStore) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert view["stdout"] == "src"
+
+
+# --- retries -----------------------------------------------------------------------------
+def _counting(tmp_path: t.Any, succeed_at: int) -> list:
+    counter = tmp_path / "count"
+    script = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo "try $n"; echo "err $n" >&2; [ $n -ge {succeed_at} ]'
+    return ["sh", "-c", script]
+
+
+def test_retries_record_every_attempt_and_return_the_last(store: js.JobStore, tmp_path: t.Any) -> None:
+    view = run_job(store, {"argv": _counting(tmp_path, 3), "retries": 4, "retry_delay": 0.05, "backoff": 2})
+    meta = view["detached"]
+    assert meta["state"] == js.SUCCEEDED
+    assert view["stdout"] == "try 3" and view["rc"] == 0
+    assert meta["attempt"] == 3
+    attempts = meta["attempts"]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    assert [a["rc"] for a in attempts] == [1, 1, 0]
+    assert [a["state"] for a in attempts] == [js.FAILED, js.FAILED, js.SUCCEEDED]
+    assert [a["tail"] for a in attempts] == [{"stdout": [f"try {n}"], "stderr": [f"err {n}"]} for n in (1, 2, 3)]
+    # The delays, from the recorded times: 0.05 after the first failure, then 0.1.
+    for n, (before, after) in enumerate(zip(attempts, attempts[1:])):
+        assert after["started_at"] - before["ended_at"] >= 0.05 * 2**n
+    assert "retry_at" not in meta
+    assert not os.path.exists(store.extra_path(view["ansible_job_id"], "stdout"))
+
+
+def test_retries_give_up_with_the_last_failure(store: js.JobStore, tmp_path: t.Any) -> None:
+    view = run_job(store, {"argv": _counting(tmp_path, 99), "retries": 2, "retry_delay": 0})
+    meta = view["detached"]
+    assert meta["state"] == js.FAILED and view["rc"] == 1
+    assert len(meta["attempts"]) == 3
+    assert view["msg"] == "non-zero return code (the last of 3 attempts)"
+
+
+def test_a_timeout_is_not_retried_unless_asked(store: js.JobStore) -> None:
+    view = run_job(store, {"argv": ["sleep", "30"], "timeout": 1, "grace": 1, "retries": 2, "retry_delay": 0})
+    assert view["detached"]["state"] == js.TIMEOUT
+    assert len(view["detached"]["attempts"]) == 1
+    view = run_job(store, {"argv": ["sleep", "30"], "timeout": 1, "grace": 1, "retries": 1, "retry_delay": 0, "retry_on_timeout": True})
+    assert view["detached"]["state"] == js.TIMEOUT
+    assert [a["state"] for a in view["detached"]["attempts"]] == [js.TIMEOUT, js.TIMEOUT]
+
+
+def test_total_timeout_stops_the_running_attempt(store: js.JobStore) -> None:
+    view = run_job(store, {"argv": ["sleep", "30"], "timeout": 60, "grace": 1, "retries": 3, "retry_delay": 0, "total_timeout": 1})
+    assert view["detached"]["state"] == js.TIMEOUT
+    assert "total_timeout of 1s" in view["msg"]
+    assert len(view["detached"]["attempts"]) == 1
+
+
+def test_a_kill_in_the_retry_delay_stops_the_retries(store: js.JobStore, tmp_path: t.Any) -> None:
+    (started,) = ctl.start(store, [ctl.JobSpec({"argv": _counting(tmp_path, 99), "retries": 3, "retry_delay": 60})])
+    jid = started["ansible_job_id"]
+    deadline = time.monotonic() + 30
+    while not ctl.status(store, jid)["detached"].get("retry_at"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    view, changed = ctl.kill(store, jid)
+    assert changed and view["detached"]["state"] == js.KILLED
+    assert "in the delay before attempt 2" in view["msg"]
+    assert len(view["detached"]["attempts"]) == 1
+    assert (tmp_path / "count").read_text().strip() == "1"
+
+
+# --- slots -------------------------------------------------------------------------------
+def test_slot_jobs_queue_run_in_order_and_free_their_slot(store: js.JobStore, tmp_path: t.Any) -> None:
+    log = tmp_path / "log"
+    gate = tmp_path / "gate"
+    cmd = f'echo "start $DETACHED_JOBS_JID" >> {log}; while [ ! -e {gate} ]; do sleep 0.02; done; echo "end $DETACHED_JOBS_JID" >> {log}'
+    specs = [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "db", "slot_limit": 2}) for dummy in range(4)]
+    started = ctl.start(store, specs)
+    jids = [s["ansible_job_id"] for s in started]
+    assert [s["detached"]["state"] for s in started] == [js.RUNNING, js.RUNNING, js.QUEUED, js.QUEUED]
+    queued = ctl.status(store, jids[3])
+    assert not queued["finished"] and queued["detached"]["slot"] == "db" and queued["detached"]["child_pid"] is None
+    gate.touch()
+    views = [wait_done(store, jid) for jid in jids]
+    assert [v["detached"]["state"] for v in views] == [js.SUCCEEDED] * 4
+    events = log.read_text().split("\n")[:-1]
+    running = peak = 0
+    for event in events:
+        running += 1 if event.startswith("start") else -1
+        peak = max(peak, running)
+    assert peak == 2
+    assert os.listdir(os.path.join(store.path, js.SLOTS_DIR, "db")) == [js.LOCK_FILE]
+    # One at a time, they run in the order they were started.
+    log.unlink()
+    started = ctl.start(store, [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "one"}) for dummy in range(5)])
+    jids = [s["ansible_job_id"] for s in started]
+    for jid in jids:
+        wait_done(store, jid)
+    assert log.read_text().split("\n")[:-1] == [f"{what} {jid}" for jid in jids for what in ("start", "end")]
+
+
+def test_a_queued_job_whose_supervisor_died_never_runs(store: js.JobStore, tmp_path: t.Any) -> None:
+    gate = tmp_path / "gate"
+    ran = tmp_path / "ran"
+    first, second, third = ctl.start(
+        store,
+        [
+            ctl.JobSpec({"argv": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"], "slot": "db"}),
+            ctl.JobSpec({"argv": ["touch", str(ran)], "slot": "db"}),
+            ctl.JobSpec({"argv": ["true"], "slot": "db"}),
+        ],
+    )
+    os.kill(second["detached"]["pid"], signal.SIGKILL)
+    view = wait_done(store, second["ansible_job_id"])
+    assert view["detached"]["state"] == js.VANISHED
+    assert "queued for slot 'db' and never ran" in view["msg"]
+    gate.touch()
+    assert wait_done(store, third["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+    assert not ran.exists()
+
+
+def test_queue_timeout(store: js.JobStore, tmp_path: t.Any) -> None:
+    gate = tmp_path / "gate"
+    first, second = ctl.start(
+        store,
+        [
+            ctl.JobSpec({"argv": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"], "slot": "db"}),
+            ctl.JobSpec({"argv": ["true"], "slot": "db", "queue_timeout": 0.3, "timeout": 5}),
+        ],
+    )
+    view = wait_done(store, second["ansible_job_id"])
+    gate.touch()
+    assert view["detached"]["state"] == js.TIMEOUT
+    assert "queue_timeout of 0.3s" in view["msg"] and "never ran" in view["msg"]
+    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+
+
+@pytest.mark.parametrize(("key", "value"), [("retries", -1), ("slot_limit", 0), ("backoff", 0.5), ("queue_timeout", "soon"), ("retry_delay", True)])
+def test_bad_retry_and_slot_options_name_the_value(key: str, value: object) -> None:
+    with pytest.raises(js.JobStoreError, match=f"invalid {key} {value!r}"):
+        ctl.JobSpec({"argv": ["true"], key: value})

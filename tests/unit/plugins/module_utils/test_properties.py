@@ -144,3 +144,55 @@ def test_write_read_roundtrip(store: js.JobStore, result: dict, jid: str) -> Non
     for key, value in result.items():
         if key not in ("started", "finished", "ansible_job_id", "results_file", "detached"):
             assert back[key] == value
+
+
+# --- slot queues and retry delays -------------------------------------------------------
+queue_ops = st.lists(st.tuples(st.sampled_from(["join", "die", "leave"]), st.integers(0, 7)), max_size=40)
+
+
+@_settings(60)
+@given(ops=queue_ops, limit=st.integers(1, 3))
+def test_slot_queue_order(tmp_path_factory: t.Any, ops: list, limit: int) -> None:
+    """Whatever joins, dies (kill -9) or leaves in whatever order: every live ticket sees exactly the
+    live tickets that joined before it ahead of it, so the first `limit` of them, and no others, may run."""
+    store = js.JobStore(str(tmp_path_factory.mktemp("slots")))
+    queue = js.SlotQueue(store, "s")
+    live: list[tuple[int, js.SlotTicket]] = []  # in join order
+    n = 0
+    try:
+        for op, which in ops:
+            if op == "join":
+                live.append((n, queue.join(f"j{100000000000 + n}.1", {})))
+                n += 1
+            elif live:
+                i, ticket = live.pop(which % len(live))
+                if op == "die":
+                    os.close(ticket.fd)
+                else:
+                    queue.leave(ticket)
+            for position, (i, ticket) in enumerate(live):
+                assert queue.ahead(ticket) == position
+            may_run = [i for i, ticket in live if queue.ahead(ticket) < limit]
+            assert may_run == [i for i, dummy in live[:limit]]
+    finally:
+        for dummy, ticket in live:
+            queue.leave(ticket)
+
+
+@_settings(200)
+@given(
+    delay=st.floats(0, 1000),
+    backoff=st.floats(1, 10),
+    max_delay=st.one_of(st.just(0.0), st.floats(0.001, 5000)),
+    attempt=st.integers(1, 60),
+)
+def test_retry_delays_grow_and_stay_under_the_maximum(delay: float, backoff: float, max_delay: float, attempt: int) -> None:
+    from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
+
+    now = sup.retry_delay(attempt, delay, backoff, max_delay)
+    after = sup.retry_delay(attempt + 1, delay, backoff, max_delay)
+    assert 0 <= now <= after
+    if max_delay:
+        assert now <= max_delay
+    else:
+        assert now == pytest.approx(delay * backoff ** (attempt - 1))
