@@ -315,7 +315,7 @@ def _start_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pendin
         spawned = proc.spawn_session([python, "-I", "-S", pyz], json.dumps(sup_spec).encode("utf-8"), (ticket.fd,) if ticket else ())
     except (OSError, js.JobStoreError) as ex:
         if ticket is not None:
-            js.SlotQueue(store, spec.slot).leave(ticket)
+            js.SlotQueue(store, str(spec.slot)).leave(ticket)
         for path in written:
             _unlink(path)
         raise LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex

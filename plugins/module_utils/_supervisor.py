@@ -392,7 +392,6 @@ class Supervisor:
     # --- the queue ------------------------------------------------------------
     def _wait_for_slot(self) -> str | None:
         """Wait until the job may run; None then, else why it never will (killed, queue_timeout)."""
-        assert self.queue is not None and self.ticket is not None
         deadline = time.monotonic() + self.queue_timeout if self.queue_timeout else None
         seen: int | None = -1
         last = 0.0
@@ -401,7 +400,7 @@ class Supervisor:
                 return js.KILLED
             now = time.monotonic()
             try:
-                changed = os.stat(self.queue.dir).st_mtime_ns
+                changed = os.stat(self.queue.dir).st_mtime_ns if self.queue is not None else None
             except OSError:
                 changed = None
             if changed != seen or now - last >= _QUEUE_RECHECK:
@@ -414,7 +413,8 @@ class Supervisor:
 
     def _may_run(self) -> bool:
         """Whether fewer than slot_limit live jobs are ahead of this one in the slot's queue."""
-        assert self.queue is not None and self.ticket is not None
+        if self.queue is None or self.ticket is None:
+            raise js.JobStoreError(f"job {self.jid}: slot {self.slot!r} without a place in its queue")
         ahead = self.queue.ahead(self.ticket)
         if ahead is None:
             raise js.JobStoreError(f"slot {self.slot!r}: the job's ticket {self.ticket.path} is gone from the queue")
@@ -571,7 +571,10 @@ class Supervisor:
             self._sleep(wait)
             if self.killed:
                 ended = time.time()
-                result["msg"] = f"the job was killed on request in the delay before attempt {len(self.attempts) + 1}; no more attempts (attempt {len(self.attempts)}: {result.get('msg') or state})"
+                result["msg"] = (
+                    f"the job was killed on request in the delay before attempt {len(self.attempts) + 1}; no more attempts "
+                    f"(attempt {len(self.attempts)}: {result.get('msg') or state})"
+                )
                 state = js.KILLED
                 break
             try:

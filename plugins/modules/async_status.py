@@ -39,6 +39,23 @@ options:
     type: str
     choices: [status, cleanup, kill]
     default: status
+  tail:
+    description:
+      - With O(mode=status), also return the last O(tail) lines of the job's stdout and stderr in RV(tail),
+        while it runs (read from its output files) and once it has finished (from its result).
+      - Reading opens the output files read-only and never disturbs the job.
+      - In module mode a module's output usually comes only with its result (modules capture their
+        commands' output), so the tail of a running module job is mostly empty.
+      - V(0) returns no tail.
+    type: int
+    default: 0
+    version_added: 1.1.0
+  tail_bytes:
+    description:
+      - The most bytes read from the end of each stream for O(tail); lines longer than that are cut at their start.
+    type: int
+    default: 4096
+    version_added: 1.1.0
 extends_documentation_fragment:
   - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
@@ -76,6 +93,12 @@ EXAMPLES = r"""
     jid: "{{ sleeper.ansible_job_id }}"
     mode: cleanup
 
+- name: What is it printing right now? (the last 5 lines of stdout and stderr)
+  detached.jobs.async_status:
+    jid: "{{ sleeper.ansible_job_id }}"
+    tail: 5
+  register: now_printing
+
 - name: Start another one and kill it
   detached.jobs.start:
     cmd: sleep 600
@@ -88,6 +111,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+tail:
+  description:
+    - With O(tail), the end of the job's output.
+    - C(stdout) and C(stderr) are lists of lines (bytes that are not UTF-8 replaced, a last line
+      without newline included, a carriage return ends a line); C(stdout_bytes) and C(stderr_bytes)
+      are the sizes of the streams; C(last_line) is the last line of the stream written last;
+      C(source) is V(files) (the job's output files), V(result) (a finished job's result) or V(none).
+  returned: when O(tail) is more than 0
+  type: dict
+  sample: {"stdout": ["step 3 of 6", "step 4 of 6"], "stderr": [], "stdout_bytes": 48, "stderr_bytes": 0, "last_line": "step 4 of 6", "source": "files"}
+  version_added: 1.1.0
 job_failed:
   description: With O(mode=kill), whether the job itself ended as failed (a killed job did). The task itself fails only when the kill did not work.
   returned: when O(mode=kill)

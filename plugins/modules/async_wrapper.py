@@ -68,6 +68,41 @@ options:
       output_limit:
         description: Bytes of output kept in the result.
         type: int
+      retries:
+        description: How many times a failed job is run again.
+        type: int
+        default: 0
+      retry_delay:
+        description: Seconds between attempts.
+        type: float
+        default: 5
+      backoff:
+        description: The factor the delay grows by after each attempt.
+        type: float
+        default: 1
+      retry_max_delay:
+        description: The longest delay between attempts (0 sets none).
+        type: float
+        default: 0
+      retry_on_timeout:
+        description: Retry an attempt that reached its timeout too.
+        type: bool
+        default: false
+      total_timeout:
+        description: A bound in seconds on all attempts together (0 sets none).
+        type: int
+        default: 0
+      slot:
+        description: A host-side slot to queue the job for.
+        type: str
+      slot_limit:
+        description: How many jobs of the slot run at once.
+        type: int
+        default: 1
+      queue_timeout:
+        description: The longest the job waits for its slot, in seconds (0 waits as long as it takes).
+        type: int
+        default: 0
   async_dir:
     description:
       - The job directory, already expanded for the user the job runs as.

@@ -34,7 +34,7 @@ options:
       - Only jobs in one of these states.
     type: list
     elements: str
-    choices: [running, succeeded, failed, timeout, killed, vanished, corrupt]
+    choices: [running, queued, succeeded, failed, timeout, killed, vanished, corrupt]
     default: []
   jids:
     description:
@@ -60,6 +60,19 @@ options:
         returns it) as RV(jobs[].record). Off by default, as results can be large.
     type: bool
     default: false
+  tail:
+    description:
+      - Add the last O(tail) lines of each job's stdout and stderr as RV(jobs[].tail) (see
+        O(detached.jobs.async_status#module:tail)); V(0) adds none.
+    type: int
+    default: 0
+    version_added: 1.1.0
+  tail_bytes:
+    description:
+      - The most bytes read from the end of each stream for O(tail).
+    type: int
+    default: 4096
+    version_added: 1.1.0
 extends_documentation_fragment:
   - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
@@ -126,8 +139,8 @@ jobs:
       sample: migration
     state:
       description:
-        - One of V(running), V(succeeded), V(failed), V(timeout), V(killed), V(vanished), or
-          V(corrupt) when the status file cannot be read.
+        - One of V(running), V(queued) (waiting for its slot, see O(detached.jobs.start#module:slot)),
+          V(succeeded), V(failed), V(timeout), V(killed), V(vanished), or V(corrupt) when the status file cannot be read.
       type: str
       returned: always
       sample: succeeded
@@ -147,7 +160,7 @@ jobs:
       returned: always
       sample: [sleep, "60"]
     started_at:
-      description: When the job started (epoch seconds); V(null) for jobs not started by this collection.
+      description: When the job started (epoch seconds); V(null) while it is queued and for jobs not started by this collection.
       type: float
       returned: always
       sample: 1732300000.123
@@ -167,6 +180,26 @@ jobs:
       description: The process id of the job's supervisor; V(null) for jobs not started by this collection.
       type: int
       returned: always
+    slot:
+      description: The job's slot (O(detached.jobs.start#module:slot)), or V(null).
+      type: str
+      returned: always
+      version_added: 1.1.0
+    queued_at:
+      description: When a job with a slot was queued (epoch seconds), else V(null).
+      type: float
+      returned: always
+      version_added: 1.1.0
+    attempt:
+      description: With O(detached.jobs.start#module:retries), the number of the current (or last) attempt, else V(null).
+      type: int
+      returned: always
+      version_added: 1.1.0
+    tail:
+      description: With O(tail), the end of the job's output (see RV(detached.jobs.async_status#module:tail)).
+      type: dict
+      returned: when O(tail) is more than 0
+      version_added: 1.1.0
     results_file:
       description: Path of the job's status file.
       type: str

@@ -83,11 +83,87 @@ options:
         job (its path is in RV(detached.files)), so the supervisor's memory stays bounded.
       - Default V(16777216) (16 MiB).
     type: int
+  retries:
+    description:
+      - How many times a failed job is run again (rc not 0, or the module's C(failed); a job whose
+        process was killed from outside, such as by the OOM killer, counts as failed). The supervisor
+        on the host does it, after a delay (O(retry_delay), O(backoff), O(retry_max_delay)); the
+        controller need not be there.
+      - The result is the last attempt's; RV(detached.attempt) is its number and RV(detached.attempts)
+        records every attempt (start, end, rc, signal, state, msg, the last 10 lines of its stdout and stderr).
+      - A timeout is not retried (unless O(retry_on_timeout)), a kill never is; O(detached.jobs.async_status#module:mode=kill)
+        during a delay ends the job as V(killed) with no more attempts. The job reads V(running) during its delays.
+      - Default V(0).
+    type: int
+    version_added: 1.1.0
+  retry_delay:
+    description:
+      - Seconds between a failed attempt and the next; multiplied by O(backoff) after each attempt.
+      - Needs O(retries). Default V(5).
+    type: float
+    version_added: 1.1.0
+  backoff:
+    description:
+      - The factor the delay grows by after each attempt (delay number N is O(retry_delay) * O(backoff) ** (N - 1)),
+        at most O(retry_max_delay). V(1) keeps it constant.
+      - Needs O(retries). Default V(1).
+    type: float
+    version_added: 1.1.0
+  retry_max_delay:
+    description:
+      - The longest delay between attempts, in seconds; V(0) sets no maximum.
+      - Needs O(retries). Default V(0).
+    type: float
+    version_added: 1.1.0
+  retry_on_timeout:
+    description:
+      - Retry an attempt that reached its O(timeout) too.
+      - Needs O(retries). Default V(false).
+    type: bool
+    version_added: 1.1.0
+  total_timeout:
+    description:
+      - With O(retries), O(timeout) applies to each attempt; this bounds all of them together, delays
+        included, in seconds from the start of the first attempt. No attempt starts whose delay would end
+        after it, and the attempt running when it is reached is stopped (state V(timeout)). V(0) sets no such bound.
+      - Needs O(retries). Default V(0).
+    type: int
+    version_added: 1.1.0
+  slot:
+    description:
+      - A host-side slot (a name) to queue the job for. On the host, at most O(slot_limit) jobs of
+        the slot run at once, across tasks, plays, playbook runs and controllers, as long as they use
+        the same job directory (remote user and C(async_dir)); the others are V(queued) and start in the
+        order they were started (first come, first served) as soon as a slot frees up.
+      - A queued job reads V(queued) (RV(finished=false)); M(detached.jobs.wait), M(detached.jobs.job_info),
+        M(detached.jobs.prune) (it is never removed), kill and named jobs understand it. Its O(timeout) counts
+        from when it starts running; O(queue_timeout) bounds the wait.
+      - A job holds its slot until it has ended, through its retry delays, and even when its supervisor
+        was killed with C(kill -9) while its process runs on.
+      - 1 to 128 letters, digits and C(_.@+-), starting with a letter or digit.
+    type: str
+    version_added: 1.1.0
+  slot_limit:
+    description:
+      - How many jobs of O(slot) may run at once on the host (1 or more). Jobs of one slot should use the
+        same limit; each job counts with its own.
+      - Needs O(slot). Default V(1).
+    type: int
+    version_added: 1.1.0
+  queue_timeout:
+    description:
+      - The longest a job waits for its O(slot), in seconds; then it ends as V(timeout) without having run.
+        V(0) waits as long as it takes.
+      - Needs O(slot). Default V(0).
+    type: int
+    version_added: 1.1.0
   jobs:
     description:
       - A batch of jobs to start in one round trip. Each element takes O(module) with O(args),
         O(cmd) or O(argv), and O(chdir), O(name), O(if_running), O(timeout), O(grace),
-        O(output_limit); options given at the top level are defaults for every element.
+        O(output_limit), O(retries), O(retry_delay), O(backoff), O(retry_max_delay), O(retry_on_timeout),
+        O(total_timeout), O(slot), O(slot_limit), O(queue_timeout); options given at the top level are
+        defaults for every element.
     type: list
     elements: dict
     suboptions:
@@ -122,6 +198,33 @@ options:
         type: int
       output_limit:
         description: Bytes of output kept in the result.
+        type: int
+      retries:
+        description: How many times a failed job is run again.
+        type: int
+      retry_delay:
+        description: Seconds between attempts.
+        type: float
+      backoff:
+        description: The factor the delay grows by.
+        type: float
+      retry_max_delay:
+        description: The longest delay between attempts.
+        type: float
+      retry_on_timeout:
+        description: Retry a timed-out attempt too.
+        type: bool
+      total_timeout:
+        description: A bound on all attempts together.
+        type: int
+      slot:
+        description: A host-side slot to queue for.
+        type: str
+      slot_limit:
+        description: How many jobs of the slot run at once.
+        type: int
+      queue_timeout:
+        description: The longest the job waits for its slot.
         type: int
   poll:
     description:
@@ -192,9 +295,27 @@ EXAMPLES = r"""
         name: download-b
   register: batch
 
+- name: Fetch an artifact; the host tries again up to 3 times, 5 s, 10 s, then 20 s later
+  detached.jobs.start:
+    argv: [sh, -c, "test -e /etc/hostname"]
+    retries: 3
+    retry_delay: 5
+    backoff: 2
+    timeout: 600
+  register: fetched
+
+- name: Back up five databases, at most 2 at once on the host, whoever else starts backups there
+  detached.jobs.start:
+    argv: [sh, -c, "sleep 1; echo backed up $0", "{{ item }}"]
+    slot: db-backup
+    slot_limit: 2
+    queue_timeout: 3600
+  loop: [orders, users, stock, audit, billing]
+  register: backups
+
 - name: Wait for everything started above
   detached.jobs.wait:
-    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}" ]
+    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}", "{{ fetched }}", "{{ backups }}" ]
     timeout: 3600
 """
 
@@ -232,10 +353,34 @@ detached:
   type: dict
   contains:
     state:
-      description: V(running) right after the start; with O(poll), how the job ended.
+      description:
+        - V(running) right after the start (V(queued) when it waits for its O(slot)); with O(poll), how the job ended.
       returned: always
       type: str
       sample: running
+    attempt:
+      description: With O(retries), the number of the current (or last) attempt.
+      returned: when O(retries) is set
+      type: int
+      version_added: 1.1.0
+    attempts:
+      description:
+        - With O(retries), one record per finished attempt - C(attempt), C(started_at), C(ended_at),
+          C(elapsed), C(state), C(rc), C(signal), C(msg) and C(tail) (C(stdout) and C(stderr), their last 10 lines).
+      returned: when O(retries) is set
+      type: list
+      elements: dict
+      version_added: 1.1.0
+    slot:
+      description: The job's O(slot).
+      returned: when O(slot) is set
+      type: str
+      version_added: 1.1.0
+    queue_seq:
+      description: The job's place in its slot's queue (a sequence number; lower ones run first).
+      returned: when O(slot) is set
+      type: int
+      version_added: 1.1.0
     name:
       description: The job's O(name).
       returned: when O(name) was given

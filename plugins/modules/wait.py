@@ -17,8 +17,10 @@ description:
     one of them finishes (within a fraction of a second) or after O(poll) seconds, so the task
     notices the end of a job within a second with one remote call per host per round, instead of
     one C(async_status) call per job per retry.
-  - Progress is shown as jobs finish. A connection that drops while waiting is retried until
-    O(timeout); the jobs keep running meanwhile.
+  - Progress is shown as jobs finish, and while they run each running job's last line of output
+    (at most once every O(progress_interval) seconds). A connection that drops while waiting is
+    retried until O(timeout); the jobs keep running meanwhile.
+  - Jobs queued for a host-side slot (O(detached.jobs.start#module:slot)) are waited for like running ones.
   - Finished jobs are never killed or removed unless O(cleanup) or O(on_timeout=kill) says so.
 options:
   jobs:
@@ -84,6 +86,16 @@ options:
     choices: [all, any]
     default: all
     version_added: 1.0.0
+  progress_interval:
+    description:
+      - Show the last line of output of each running job (or that it is queued) at most once every
+        this many seconds, when it changed, so that a long wait is not silent. The lines shown are
+        also returned in RV(progress). V(0) shows none.
+      - They are read in the same remote call as the round's check (no extra round trip), so they
+        come at most once per round, so at most every O(poll) seconds.
+    type: int
+    default: 10
+    version_added: 1.1.0
   _jids:
     description: Internal. The job ids the action plugin resolved from O(jobs). Tasks cannot set it.
     type: list
@@ -97,6 +109,10 @@ options:
   _block:
     description: Internal. How long this remote call may block, in seconds. Tasks cannot set it.
     type: float
+    default: 0
+  _tail:
+    description: Internal. How many lines of each running job's output to return. Tasks cannot set it.
+    type: int
     default: 0
 extends_documentation_fragment:
   - detached.jobs.attributes
@@ -208,6 +224,15 @@ elapsed:
   description: Seconds the wait took.
   returned: always
   type: float
+progress:
+  description:
+    - The progress lines the wait showed for running jobs (the newest 100), each with C(at) (epoch
+      seconds, the controller's clock), C(ansible_job_id), C(state) and C(line).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"at": 1796351081.999, "ansible_job_id": "j448219357640.4242", "state": "running", "line": "step 3 of 6"}]
+  version_added: 1.1.0
 timed_out:
   description: Whether O(timeout) was reached with jobs still running (with O(return_when=any), before any job ended).
   returned: always

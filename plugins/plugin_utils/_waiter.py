@@ -176,12 +176,11 @@ class Waiter:
             return False
         meta = view.get("detached") or {}
         state = ids.state_of(view)
+        line: object = tail.get("last_line")
         if state == ids.QUEUED:
             line = f"queued for slot {meta.get('slot')!r}"
-        else:
-            line = tail.get("last_line")
-            if meta.get("attempt") and meta.get("retries"):
-                state = f"{state} (attempt {meta['attempt']} of {int(meta['retries']) + 1})"
+        elif meta.get("attempt") and meta.get("retries"):
+            state = f"{state} (attempt {meta['attempt']} of {int(meta['retries']) + 1})"
         if not isinstance(line, str) or line == self._last_line.get(jid):
             return False
         self._last_line[jid] = line

@@ -51,8 +51,8 @@ if [ -n "${PLAYBOOKS:-}" ]; then
 else
     playbooks=("$playbooks_dir"/*.yml)
 fi
-if [ "${#playbooks[@]}" -lt 15 ] && [ -z "${PLAYBOOKS:-}" ]; then
-    echo "runme.sh: expected the 14 pattern playbooks and demo.yml in $playbooks_dir, found ${#playbooks[@]}" >&2
+if [ "${#playbooks[@]}" -lt 16 ] && [ -z "${PLAYBOOKS:-}" ]; then
+    echo "runme.sh: expected the 15 pattern playbooks and demo.yml in $playbooks_dir, found ${#playbooks[@]}" >&2
     exit 1
 fi
 

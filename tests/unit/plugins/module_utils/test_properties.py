@@ -165,18 +165,17 @@ def test_slot_queue_order(tmp_path_factory: t.Any, ops: list, limit: int) -> Non
                 live.append((n, queue.join(f"j{100000000000 + n}.1", {})))
                 n += 1
             elif live:
-                i, ticket = live.pop(which % len(live))
+                dummy, gone = live.pop(which % len(live))
                 if op == "die":
-                    os.close(ticket.fd)
+                    os.close(gone.fd)
                 else:
-                    queue.leave(ticket)
-            for position, (i, ticket) in enumerate(live):
-                assert queue.ahead(ticket) == position
-            may_run = [i for i, ticket in live if queue.ahead(ticket) < limit]
+                    queue.leave(gone)
+            assert [queue.ahead(ticket) for dummy, ticket in live] == list(range(len(live)))
+            may_run = [i for i, ticket in live if (queue.ahead(ticket) or 0) < limit]
             assert may_run == [i for i, dummy in live[:limit]]
     finally:
-        for dummy, ticket in live:
-            queue.leave(ticket)
+        for pair in live:
+            queue.leave(pair[1])
 
 
 @_settings(200)
@@ -196,3 +195,37 @@ def test_retry_delays_grow_and_stay_under_the_maximum(delay: float, backoff: flo
         assert now <= max_delay
     else:
         assert now == pytest.approx(delay * backoff ** (attempt - 1))
+
+
+@_settings(12)
+@given(
+    rcs=st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=4),
+    retries=st.integers(0, 3),
+)
+def test_attempt_records_follow_the_exit_codes(tmp_path_factory: t.Any, rcs: list, retries: int) -> None:
+    """A job whose attempt N exits with rcs[N-1] (0 after the list): one record per attempt that
+    ran, in order, each with its own rc and output, and attempts stop at the first success or
+    after retries+1 of them; the job's result is the last attempt's."""
+    from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+    from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import wait_done
+
+    where = tmp_path_factory.mktemp("attempts")
+    (where / "rcs").write_text("".join(f"{rc}\n" for rc in rcs))
+    script = f'cd {where}; n=$(($(cat n 2>/dev/null || echo 0) + 1)); echo $n > n; echo "run $n"; rc=$(sed -n "${{n}}p" rcs); exit ${{rc:-0}}'
+    store = js.JobStore(str(where / "jobs"))
+    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sh", "-c", script], "retries": retries, "retry_delay": 0})])
+    view = wait_done(store, started["ansible_job_id"])
+    codes = rcs + [0] * (retries + 1)
+    ran = next((i + 1 for i, rc in enumerate(codes) if rc == 0), len(codes))
+    ran = min(ran, retries + 1)
+    meta = view["detached"]
+    if not retries:
+        assert "attempts" not in meta
+        assert view["rc"] == codes[0]
+        return
+    assert [a["attempt"] for a in meta["attempts"]] == list(range(1, ran + 1))
+    assert [a["rc"] for a in meta["attempts"]] == codes[:ran]
+    assert [a["tail"]["stdout"] for a in meta["attempts"]] == [[f"run {n}"] for n in range(1, ran + 1)]
+    assert meta["attempt"] == ran
+    assert view["rc"] == codes[ran - 1] and view["stdout"] == f"run {ran}"
+    assert meta["state"] == (js.SUCCEEDED if codes[ran - 1] == 0 else js.FAILED)
