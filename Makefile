@@ -14,6 +14,7 @@ test:
 bench:
 	hack/setup.sh --test
 	.venv/bin/python benchmarks/run.py $(BENCH_ARGS)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python benchmarks/fleet.py $(FLEET_ARGS)
 
 hosts-up:
 	hack/setup.sh --test

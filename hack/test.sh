@@ -259,7 +259,9 @@ mitogen_suite() { tests/mitogen/run.sh; }  # under Mitogen's strategy (.venv-mit
 runner_suite() { tests/runner/run.sh; }  # through ansible-runner, from the tarball (.venv-runner)
 bench_smoke() {
   # The benchmark runs (figures are not asserted here; they belong in docs/performance.md).
-  python benchmarks/run.py --quick --out .build/bench
+  python benchmarks/run.py --quick --out .build/bench || return
+  # The fleet benchmark over SSH, 2 test hosts with 2 jobs each (docs/performance.md, "Fleet").
+  python benchmarks/fleet.py --quick --out .build/fleet
 }
 # package [VENV]: build, install the tarball, ansible-doc and the demo with the ansible-core of VENV.
 package() {

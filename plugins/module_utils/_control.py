@@ -394,7 +394,7 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
                     finished=True,
                     attached=False,
                     changed=False,
-                    msg=f"job name {spec.name!r} is already running as {current['ansible_job_id']} "
+                    msg=f"job name {spec.name!r} is already {current['detached'].get('state') or 'running'} as {current['ansible_job_id']} "
                     f"(pid {current['detached'].get('pid')}); use if_running=attach to return it or if_running=restart to replace it",
                 )
             elif check_mode:
@@ -495,7 +495,8 @@ def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = 
     job's, or a finished one's that were kept), else from its result's stdout and stderr.
 
     Returns {"stdout": [...], "stderr": [...], "stdout_bytes": N, "stderr_bytes": N, "last_line": str or None,
-    "source": "files" | "result" | "none"}; last_line is the last line of the stream written last.
+    "source": "files" | "result" | "none"}; last_line is the last line of the stream written last
+    (from a result: of stdout, else of stderr).
     Reading opens the files read-only and takes no lock: the job and its supervisor never notice.
     """
     out: dict = {"stdout": [], "stderr": [], "stdout_bytes": 0, "stderr_bytes": 0, "last_line": None, "source": "none"}

@@ -539,13 +539,6 @@ class SlotQueue:
                     gone.append(path)
         return gone
 
-    def holders(self) -> list[str]:
-        """Job ids of the live tickets, first come first (running ones first, then the queue)."""
-        if not os.path.isdir(self.dir):
-            return []
-        with self._lock():
-            return [e.split(".", 1)[1] for e in self._tickets() if self._held(os.path.join(self.dir, e))]
-
     @staticmethod
     def _held(path: str) -> bool:
         """Whether a process holds the ticket; one that nobody holds is removed (call under the slot's lock)."""

@@ -336,7 +336,7 @@ class Supervisor:
         return wait
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep, unless a signal asks the job to stop (then self.reason is set)."""
+        """Sleep, unless SIGTERM asks the job to stop (then self.killed is set)."""
         end = time.monotonic() + seconds
         try:
             while not self.killed:
@@ -566,7 +566,7 @@ class Supervisor:
             wait = self._retry_wait(state)
             if wait is None:
                 break
-            self.meta.update(child_pid=self.child, attempt=len(self.attempts), attempts=self.attempts, retry_at=time.time() + wait)
+            self.meta.update(child_pid=self.child, attempt=len(self.attempts), attempts=self.attempts, retry_at=time.time() + wait, deadline=None)
             self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
             self._sleep(wait)
             if self.killed:

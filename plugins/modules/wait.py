@@ -224,6 +224,15 @@ elapsed:
   description: Seconds the wait took.
   returned: always
   type: float
+remote_calls:
+  description:
+    - How many remote calls the wait made to the host - one per round (each checks every job of the
+      host), plus one to kill the jobs left with O(on_timeout=kill) and one for O(cleanup). A call
+      whose connection dropped and was made again counts once.
+  returned: always
+  type: int
+  sample: 3
+  version_added: 1.1.0
 progress:
   description:
     - The progress lines the wait showed for running jobs (the newest 100), each with C(at) (epoch

@@ -74,12 +74,15 @@ class Waiter:
         self.errors: dict[str, str] = {}
         self.remote_dir: str | None = None
         self.changed = False
+        # Remote calls made: one per round of the wait (plus one for a kill, one for a cleanup).
+        self.calls = 0
 
     # --- remote calls ---------------------------------------------------------
     def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None, tail: int = 0) -> dict:
         args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir}
         if tail:
             args["_tail"] = tail
+        self.calls += 1
         result = run_host(self.action, "wait", _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
         if result.get("unreachable"):
             raise _Unreachable(str(result.get("msg", "unreachable")))
@@ -274,6 +277,7 @@ class Waiter:
             "unfinished": still,
             "elapsed": round(elapsed, 3),
             "progress": self.progress,
+            "remote_calls": self.calls,
             "timed_out": timed_out,
             "changed": self.changed,
             "failed": failed,

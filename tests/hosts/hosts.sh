@@ -4,6 +4,10 @@
 #   tests/hosts/hosts.sh up [N]    bring up hosts 1..N (default 3); prints the inventory path last
 #   tests/hosts/hosts.sh down      remove every test host (namespaces, veths, sshd, users, sudoers)
 #   tests/hosts/hosts.sh status    exit 0 and print the inventory path when the hosts are up
+#   tests/hosts/hosts.sh sessions  per host, how many sessions (remote executions: commands, sftp)
+#                                  its sshd has started since it came up: "dj-h<i> N" lines
+#   tests/hosts/hosts.sh mem       per host, the memory of its processes (PSS, KiB; an idle host is
+#                                  its sshd): "dj-h<i> KIB" lines, then "total KIB"
 #
 # Host i is:
 #   - the network namespace dj-h<i>, joined to the root namespace by a veth pair:
@@ -147,6 +151,8 @@ PrintMotd no
 # Many multiplexed sessions and parallel connection attempts from the tests.
 MaxSessions 64
 MaxStartups 64:30:128
+# VERBOSE logs every session ("Starting session: command for ..."), which `sessions` counts.
+LogLevel VERBOSE
 # Notice a dead controller quickly (the link-drop tests).
 ClientAliveInterval 5
 ClientAliveCountMax 3
@@ -299,6 +305,33 @@ cmd_down() {
   log "down: every test host removed"
 }
 
+# The sessions sshd started on host I: one per command the controller ran there (ssh exec), and
+# per file transfer (sftp); a ControlPersist connection carries many.
+cmd_sessions() {
+  local n i
+  n=$(cat "$STATE/count" 2>/dev/null) || die "no test hosts are up"
+  for i in $(seq 1 "$n"); do
+    echo "dj-h$i $(grep -c 'Starting session: ' "$STATE/h$i/sshd.log" 2>/dev/null || true)"
+  done
+}
+
+# The memory of each host: the PSS of every process in its namespace (smaps_rollup; RSS where missing).
+cmd_mem() {
+  local n i pid kib total=0 sum
+  n=$(cat "$STATE/count" 2>/dev/null) || die "no test hosts are up"
+  for i in $(seq 1 "$n"); do
+    sum=0
+    for pid in $(ip netns pids "dj-h$i" 2>/dev/null); do
+      kib=$(awk '/^Pss:/ {print $2; exit}' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
+      [ -n "$kib" ] || kib=$(awk '/^VmRSS:/ {print $2; exit}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      sum=$((sum + kib))
+    done
+    echo "dj-h$i $sum"
+    total=$((total + sum))
+  done
+  echo "total $total"
+}
+
 cmd_status() {
   [ -f "$INVENTORY" ] && [ -f "$STATE/count" ] || return 1
   local n i
@@ -320,7 +353,9 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) echo "usage: $0 up [N] | down | status" >&2; exit 2 ;;
+    sessions) cmd_sessions ;;
+    mem) cmd_mem ;;
+    *) echo "usage: $0 up [N] | down | status | sessions | mem" >&2; exit 2 ;;
   esac
 }
 

@@ -677,7 +677,7 @@ def test_slot_queue_is_first_come_first_served(store: js.JobStore) -> None:
     queue = js.SlotQueue(store, "db")
     tickets = [queue.join(_jid(i), {"limit": 2}) for i in range(4)]
     assert [queue.ahead(t) for t in tickets] == [0, 1, 2, 3]
-    assert queue.holders() == [_jid(i) for i in range(4)]
+    assert sorted(os.listdir(queue.dir)) == [js.LOCK_FILE] + [f"{i + 1:012d}.{_jid(i)}" for i in range(4)]
     assert stat.S_IMODE(os.stat(os.path.dirname(queue.dir)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(tickets[0].path).st_mode) == 0o600
     with open(tickets[2].path) as f:

@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) detached.jobs contributors
+"""Fleet benchmark: the async keyword against detached.jobs over SSH, on many test hosts at once.
+
+    python benchmarks/fleet.py [--quick] [--hosts 1,5,10,20] [--jobs 10] [--out DIR] [--docs]
+
+Brings up SSH test hosts (tests/hosts/hosts.sh: network namespaces, one sshd and one login user
+each, every host on /usr/bin/python3), measures how long that takes and the memory of each host,
+then runs benchmarks/fleet/fleet.yml once per configuration: H hosts (--hosts), M jobs per host
+(--jobs), each job a 3 s sleep, by each method:
+
+- keyword-d1 and keyword-d10: ``async: 600, poll: 0`` in a loop of M, then one
+  ``ansible.builtin.async_status`` until loop per job with ``delay: 1`` (the tightest) and
+  ``delay: 10`` (the guides' usual value);
+- collection: one ``detached.jobs.start`` with ``jobs:`` (M) and one ``detached.jobs.wait``;
+- role: the ``detached.jobs.parallel`` role with every job at once.
+
+Every H runs with forks 20 and ssh as ansible-core sets it up (pipelining on, ControlPersist); at
+the largest H, keyword-d1 and collection also run with forks 5, and with ssh without pipelining
+and without ControlPersist (a new connection per command). Figures per run:
+
+- wall: from the moment the first start task began to the moment the last result arrived
+  (bench_timer callback; playbook start-up not counted);
+- after_end: from the moment the last job ended (each job records it) to the last result;
+- cpu: controller CPU seconds, the whole ansible-playbook process tree (user + system of every
+  process it waited for) plus the ssh ControlPersist masters it left (read from /proc, then
+  closed);
+- execs: remote executions, counted on the hosts: the sessions their sshd logged (LogLevel
+  VERBOSE; one per command the controller ran, one per file transfer);
+- rounds (collection): the wait's remote calls per host.
+
+Writes DIR/fleet.json and DIR/fleet.png (matplotlib, if installed); --docs copies the chart to
+docs/fleet.png. --quick: 2 hosts, 2 jobs, keyword-d1 and collection only (the test suite's smoke
+run; figures are not asserted). Needs root (the hosts), and leaves them down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PLAYBOOK = os.path.join(HERE, "fleet", "fleet.yml")
+HOSTS_SH = os.path.join(ROOT, "tests", "hosts", "hosts.sh")
+STATE = os.environ.get("DJ_HOSTS_STATE", "/run/detached-jobs-hosts")
+DURATION = 3
+METHODS = {"keyword-d1": ("keyword", 1), "keyword-d10": ("keyword", 10), "collection": ("collection", 0), "role": ("role", 0)}
+# ssh as ansible-core sets it up, and without pipelining or ControlPersist.
+SSH_PERSIST = "-C -o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=10"
+SSH_PLAIN = "-C -o ControlMaster=no -o ControlPath=none -o ConnectTimeout=10"
+
+
+class BenchError(Exception):
+    pass
+
+
+def hosts(cmd: str, *args: str, env: dict | None = None) -> str:
+    out = subprocess.run([HOSTS_SH, cmd, *args], check=True, capture_output=True, text=True, env=env)
+    return out.stdout
+
+
+def sessions() -> dict[str, int]:
+    return {name: int(count) for name, count in (line.split() for line in hosts("sessions").splitlines())}
+
+
+def write_inventory(path: str, base: str, n: int, ssh_args: str, cp_dir: str) -> None:
+    """The first n hosts of hosts.sh's inventory, with ssh_args and a ControlPersist socket directory of the run's own."""
+    with open(base, encoding="utf-8") as stream:
+        lines = stream.read().splitlines()
+    out = []
+    for line in lines:
+        m = re.match(r"dj-h(\d+) ", line)
+        if m and int(m.group(1)) > n:
+            continue
+        if line.startswith("ansible_ssh_args="):
+            line = f"ansible_ssh_args='{ssh_args}'"
+        elif line.startswith("ansible_control_path_dir="):
+            line = f"ansible_control_path_dir={cp_dir}"
+        out.append(line)
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(out) + "\n")
+
+
+def masters_cpu(cp_dir: str) -> float:
+    """CPU seconds of the ssh ControlPersist masters whose sockets are in cp_dir; then closes them."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as raw:
+                argv = raw.read().split(b"\0")
+            with open(f"/proc/{name}/stat", encoding="utf-8") as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"ssh" and any(cp_dir.encode() in a for a in argv):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    for sock in glob.glob(os.path.join(cp_dir, "*")):
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "dummy"], capture_output=True, check=False)
+    return total
+
+
+def job_ends() -> list[float]:
+    ends: list[float] = []
+    for path in glob.glob("/home/djuser*/.fleet-ends"):
+        with open(path, encoding="utf-8") as stream:
+            ends.extend(float(x) for x in stream.read().split())
+    return ends
+
+
+def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, ssh: str) -> dict:
+    kind, delay = METHODS[method]
+    tag = f"{method}-h{n}-m{m}-f{forks}-{ssh}"
+    out = os.path.join(work, tag)
+    cp_dir = os.path.join(out, "cp")
+    os.makedirs(cp_dir)
+    inventory = os.path.join(out, "inventory.ini")
+    write_inventory(inventory, base_inv, n, SSH_PERSIST if ssh == "persist" else SSH_PLAIN, cp_dir)
+    for path in glob.glob("/home/djuser*/.fleet-ends"):
+        os.unlink(path)
+    timings = os.path.join(out, "timings.jsonl")
+    env = dict(
+        os.environ,
+        ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+        ANSIBLE_CALLBACKS_ENABLED="bench_timer",
+        BENCH_TIMINGS=timings,
+        ANSIBLE_FORKS=str(forks),
+        ANSIBLE_PIPELINING="true" if ssh == "persist" else "false",
+        ANSIBLE_HOST_KEY_CHECKING="false",
+        ANSIBLE_DEPRECATION_WARNINGS="false",
+        ANSIBLE_NOCOLOR="1",
+    )
+    before = sessions()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extra = {"fleet_method": kind, "fleet_delay": delay, "fleet_jobs": m, "fleet_duration": DURATION, "fleet_out": out}
+    cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", inventory, PLAYBOOK, "-e", json.dumps(extra)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    after_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after_usage.ru_utime - usage.ru_utime) + (after_usage.ru_stime - usage.ru_stime) + masters_cpu(cp_dir)
+    after = sessions()
+    with open(os.path.join(out, "playbook.log"), "w", encoding="utf-8") as stream:
+        stream.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise BenchError(f"{tag}: ansible-playbook failed (rc {proc.returncode}); see {out}/playbook.log")
+    with open(timings, encoding="utf-8") as stream:
+        rows = [json.loads(line) for line in stream if line.strip()]
+    timed = [r for r in rows if not r["task"].startswith("Report") and r["start"] is not None]
+    first = min(r["start"] for r in timed)
+    last = max(r["end"] for r in timed)
+    ends = job_ends()
+    if len(ends) != n * m:
+        raise BenchError(f"{tag}: {len(ends)} jobs recorded their end, expected {n * m}")
+    used = [f"dj-h{i}" for i in range(1, n + 1)]
+    result = {
+        "method": method,
+        "hosts": n,
+        "jobs": m,
+        "forks": forks,
+        "ssh": ssh,
+        "wall": round(last - first, 3),
+        "after_end": round(last - max(ends), 3),
+        "cpu": round(cpu, 2),
+        "execs": sum(after[h] - before.get(h, 0) for h in used),
+    }
+    if kind == "collection":
+        calls = [int(open(os.path.join(out, f"{h}.calls"), encoding="utf-8").read()) for h in used]
+        result["rounds"] = max(calls)
+        result["wait_calls"] = sum(calls)
+    return result
+
+
+def plan(hosts_list: list[int], m: int, quick: bool) -> list[tuple[int, int, str, int, str]]:
+    if quick:
+        return [(hosts_list[-1], m, method, 5, "persist") for method in ("keyword-d1", "collection")]
+    runs = [(n, m, method, 20, "persist") for n in hosts_list for method in METHODS]
+    top = hosts_list[-1]
+    for method in ("keyword-d1", "collection"):
+        runs.append((top, m, method, 5, "persist"))
+        runs.append((top, m, method, 20, "plain"))
+    return runs
+
+
+def chart(results: list[dict], path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    main = [r for r in results if r["forks"] == 20 and r["ssh"] == "persist"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    panels = (("wall", "wall time, first start to last result (s)"), ("cpu", "controller CPU (s)"), ("execs", "remote executions (sshd sessions)"))
+    for ax, (key, label) in zip(axes, panels):
+        for method in METHODS:
+            points = sorted((r["hosts"], r[key]) for r in main if r["method"] == method)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        ax.set_xlabel("hosts (10 jobs each)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("detached.jobs against the async keyword over SSH (forks 20, pipelining, ControlPersist; 2 CPUs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def ratios(results: list[dict]) -> list[str]:
+    lines = []
+    by = {(r["method"], r["hosts"], r["forks"], r["ssh"]): r for r in results}
+    for (method, n, forks, ssh), r in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][1])):
+        if method != "collection":
+            continue
+        for other in ("keyword-d1", "keyword-d10"):
+            k = by.get((other, n, forks, ssh))
+            if k:
+                lines.append(
+                    f"H={n} forks={forks} ssh={ssh}: collection vs {other}: wall {k['wall'] / max(r['wall'], 1e-9):.1f}x, "
+                    f"cpu {k['cpu'] / max(r['cpu'], 1e-9):.1f}x, execs {k['execs']} vs {r['execs']}, after_end {k['after_end']:.2f}s vs {r['after_end']:.2f}s"
+                )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 hosts, 2 jobs each, keyword-d1 and collection (smoke run)")
+    parser.add_argument("--hosts", default="1,5,10,20", help="numbers of hosts, comma-separated (default 1,5,10,20)")
+    parser.add_argument("--jobs", type=int, default=10, help="jobs per host (default 10)")
+    parser.add_argument("--out", default=os.path.join(ROOT, ".build", "fleet"), help="where results go")
+    parser.add_argument("--docs", action="store_true", help="copy the chart to docs/fleet.png")
+    args = parser.parse_args()
+    hosts_list = [2] if args.quick else sorted(int(x) for x in args.hosts.split(","))
+    m = 2 if args.quick else args.jobs
+    if os.geteuid() != 0:
+        print("fleet: needs root (tests/hosts/hosts.sh)", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="run-", dir=args.out)
+    env = dict(os.environ, DJ_HOSTS_PYTHONS="system")
+    t0 = time.monotonic()
+    base_inv = hosts("up", str(hosts_list[-1]), env=env).strip().splitlines()[-1]
+    up_s = time.monotonic() - t0
+    mem = {name: int(kib) for name, kib in (line.split() for line in hosts("mem").splitlines())}
+    results = []
+    try:
+        for n, mm, method, forks, ssh in plan(hosts_list, m, args.quick):
+            result = run_one(work, base_inv, n, mm, method, forks, ssh)
+            print(f"fleet: {json.dumps(result)}", flush=True)
+            results.append(result)
+    finally:
+        t1 = time.monotonic()
+        hosts("down")
+        down_s = time.monotonic() - t1
+    count = hosts_list[-1]
+    summary: dict = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "harness": {"hosts": count, "up_s": round(up_s, 1), "down_s": round(down_s, 1), "pss_kib_per_host": round((mem["total"]) / count)},
+        "results": results,
+        "ratios": ratios(results),
+    }
+    with open(os.path.join(args.out, "fleet.json"), "w", encoding="utf-8") as stream:
+        json.dump(summary, stream, indent=2)
+    print(f"fleet: {count} hosts up in {up_s:.1f} s, down in {down_s:.1f} s, {summary['harness']['pss_kib_per_host']} KiB PSS per idle host")
+    for line in summary["ratios"]:
+        print(f"fleet: {line}")
+    png = os.path.join(args.out, "fleet.png")
+    if chart(results, png):
+        print(f"fleet: chart {png}")
+        if args.docs:
+            shutil.copy(png, os.path.join(ROOT, "docs", "fleet.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
