@@ -22,9 +22,9 @@ and without ControlPersist (a new connection per command). Figures per run:
 - wall: from the moment the first start task began to the moment the last result arrived
   (bench_timer callback; playbook start-up not counted);
 - after_end: from the moment the last job ended (each job records it) to the last result;
-- cpu: controller CPU seconds, the whole ansible-playbook process tree (user + system of every
-  process it waited for) plus the ssh ControlPersist masters it left (read from /proc, then
-  closed);
+- cpu: controller CPU seconds of the whole ansible-playbook process tree, the ssh ControlPersist
+  masters it leaves behind included (a cpuacct cgroup of the run's own; where there is none, the
+  rusage of the processes it waited for);
 - execs: remote executions, counted on the hosts: the sessions their sshd logged (LogLevel
   VERBOSE; one per command the controller ran, one per file transfer);
 - rounds (collection): the wait's remote calls per host.
@@ -93,25 +93,51 @@ def write_inventory(path: str, base: str, n: int, ssh_args: str, cp_dir: str) ->
         stream.write("\n".join(out) + "\n")
 
 
-def masters_cpu(cp_dir: str) -> float:
-    """CPU seconds of the ssh ControlPersist masters whose sockets are in cp_dir; then closes them."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+CPUACCT = "/sys/fs/cgroup/cpuacct"
+
+
+class CpuMeter:
+    """CPU time of a process tree: a cpuacct cgroup of its own (every descendant, daemonized ssh
+    ControlPersist masters included), else the rusage of the children this process waited for."""
+
+    def __init__(self, tag: str) -> None:
+        self.path = os.path.join(CPUACCT, f"dj-fleet-{os.getpid()}-{tag}")
         try:
-            with open(f"/proc/{name}/cmdline", "rb") as raw:
-                argv = raw.read().split(b"\0")
-            with open(f"/proc/{name}/stat", encoding="utf-8") as stream:
-                fields = stream.read().rsplit(")", 1)[1].split()
+            os.mkdir(self.path)
         except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"ssh" and any(cp_dir.encode() in a for a in argv):
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            self.path = ""
+        self.usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def enter(self) -> None:
+        """In the child, before exec: join the cgroup."""
+        if self.path:
+            with open(os.path.join(self.path, "cgroup.procs"), "w", encoding="ascii") as stream:
+                stream.write(str(os.getpid()))
+
+    def seconds(self) -> float:
+        if self.path:
+            with open(os.path.join(self.path, "cpuacct.usage"), encoding="ascii") as stream:
+                return int(stream.read()) / 1e9
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - self.usage.ru_utime) + (after.ru_stime - self.usage.ru_stime)
+
+    def close(self) -> None:
+        if self.path:
+            give_up = time.monotonic() + 5
+            while True:
+                try:
+                    os.rmdir(self.path)
+                    return
+                except OSError:
+                    if time.monotonic() > give_up:
+                        raise
+                    time.sleep(0.1)
+
+
+def close_masters(cp_dir: str) -> None:
+    """Close the ssh ControlPersist masters whose sockets are in cp_dir."""
     for sock in glob.glob(os.path.join(cp_dir, "*")):
         subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "dummy"], capture_output=True, check=False)
-    return total
 
 
 def job_ends() -> list[float]:
@@ -135,6 +161,7 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
     timings = os.path.join(out, "timings.jsonl")
     env = dict(
         os.environ,
+        ANSIBLE_COLLECTIONS_PATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(ROOT, ".build", "collections"),
         ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
         ANSIBLE_CALLBACKS_ENABLED="bench_timer",
         BENCH_TIMINGS=timings,
@@ -145,12 +172,15 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
         ANSIBLE_NOCOLOR="1",
     )
     before = sessions()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    extra = {"fleet_method": kind, "fleet_delay": delay, "fleet_jobs": m, "fleet_duration": DURATION, "fleet_out": out}
+    meter = CpuMeter(tag)
+    extra = {"fleet_method": kind, "fleet_delay": delay, "fleet_jobs": m, "fleet_duration": DURATION}
     cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", inventory, PLAYBOOK, "-e", json.dumps(extra)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    after_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after_usage.ru_utime - usage.ru_utime) + (after_usage.ru_stime - usage.ru_stime) + masters_cpu(cp_dir)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, preexec_fn=meter.enter)
+        close_masters(cp_dir)
+        cpu = meter.seconds()
+    finally:
+        meter.close()
     after = sessions()
     with open(os.path.join(out, "playbook.log"), "w", encoding="utf-8") as stream:
         stream.write(proc.stdout + proc.stderr)
@@ -158,7 +188,7 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
         raise BenchError(f"{tag}: ansible-playbook failed (rc {proc.returncode}); see {out}/playbook.log")
     with open(timings, encoding="utf-8") as stream:
         rows = [json.loads(line) for line in stream if line.strip()]
-    timed = [r for r in rows if not r["task"].startswith("Report") and r["start"] is not None]
+    timed = [r for r in rows if r["start"] is not None]
     first = min(r["start"] for r in timed)
     last = max(r["end"] for r in timed)
     ends = job_ends()
@@ -176,8 +206,10 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
         "cpu": round(cpu, 2),
         "execs": sum(after[h] - before.get(h, 0) for h in used),
     }
+    calls = [r["remote_calls"] for r in rows if "remote_calls" in r and r["task"] == "fleet: collection wait"]
     if kind == "collection":
-        calls = [int(open(os.path.join(out, f"{h}.calls"), encoding="utf-8").read()) for h in used]
+        if len(calls) != n:
+            raise BenchError(f"{tag}: {len(calls)} wait results, expected {n}")
         result["rounds"] = max(calls)
         result["wait_calls"] = sum(calls)
     return result

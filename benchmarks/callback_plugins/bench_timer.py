@@ -55,6 +55,8 @@ class CallbackModule(CallbackBase):
             "status": status,
             "host": result._host.get_name(),
         }
+        if isinstance(result._result, dict) and "remote_calls" in result._result:
+            line["remote_calls"] = result._result["remote_calls"]  # detached.jobs.wait: one per round
         with open(self._path, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(line) + "\n")
 

@@ -151,7 +151,7 @@ PrintMotd no
 # Many multiplexed sessions and parallel connection attempts from the tests.
 MaxSessions 64
 MaxStartups 64:30:128
-# VERBOSE logs every session ("Starting session: command for ..."), which `sessions` counts.
+# VERBOSE logs every session ("Starting session: command for ..."), which hosts.sh sessions counts.
 LogLevel VERBOSE
 # Notice a dead controller quickly (the link-drop tests).
 ClientAliveInterval 5
