@@ -76,6 +76,7 @@ SPECS: dict[str, dict[str, dict[str, t.Any]]] = {
         _mode={"type": "str", "default": "wait", "choices": ["wait", "kill", "cleanup"]},
         _block={"type": "float", "default": 0},
         _tail={"type": "int", "default": 0},
+        _until={"type": "str", "default": "any", "choices": ["any", "bad", "all"]},
         **_ASYNC_DIR,
     ),
     "job_info": dict(_query.JOB_INFO_SPEC, **_ASYNC_DIR),

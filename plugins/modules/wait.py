@@ -13,12 +13,14 @@ version_added: 1.0.0
 description:
   - Waits in one task for any number of jobs started by M(detached.jobs.start) or by the
     C(async) keyword, and returns their results in the order they were given.
-  - The host side long-polls; one remote call checks every job of the host and returns as soon as
-    one of them finishes (within a fraction of a second) or after O(poll) seconds, so the task
-    notices the end of a job within a second with one remote call per host per round, instead of
+  - The host side long-polls; one remote call checks every job of the host and returns within a
+    fraction of a second of the moment the wait has its answer (every job has ended; with
+    O(fail_fast), one did not succeed; with O(return_when=any), one ended), or after O(poll)
+    seconds. So the task notices the end of the jobs within a second, with one remote call per
+    host per round, a round being at most O(poll) seconds, whatever the number of jobs - instead of
     one C(async_status) call per job per retry.
-  - Progress is shown as jobs finish, and while they run each running job's last line of output
-    (at most once every O(progress_interval) seconds). A connection that drops while waiting is
+  - Progress is shown as rounds end (each job that ended in it), and while jobs run each running
+    job's last line of output (at most once every O(progress_interval) seconds). A connection that drops while waiting is
     retried until O(timeout); the jobs keep running meanwhile.
   - Jobs queued for a host-side slot (O(detached.jobs.start#module:slot)) are waited for like running ones.
   - Finished jobs are never killed or removed unless O(cleanup) or O(on_timeout=kill) says so.
@@ -114,6 +116,11 @@ options:
     description: Internal. How many lines of each running job's output to return. Tasks cannot set it.
     type: int
     default: 0
+  _until:
+    description: Internal. When this remote call returns before O(_block) has passed. Tasks cannot set it.
+    type: str
+    choices: [any, bad, all]
+    default: any
 extends_documentation_fragment:
   - detached.jobs.attributes
   - ansible.builtin.action_common_attributes

@@ -94,6 +94,7 @@ def _warn_about_action(action: ActionBase, module_name: str) -> None:
 _PKG = "ansible_collections.detached.jobs.plugins.module_utils"
 _HOST_CODE = ("_ids", "_jobstore", "_process", "_supervisor", "_control", "_ops", "_query")
 _SOURCES: dict[str, str] = {}
+_SOURCES_JSON: list[str] = []
 
 # The importer both ways of running the collection's host code without AnsiballZ install on the
 # host: it serves the modules of S ({full module name: source}) and their packages. Python text,
@@ -148,14 +149,23 @@ sys.stdout.write("\n" + json.dumps(_ops.run(D["o"], D["a"], D["c"])) + "\n")
 
 
 def _host_sources() -> dict[str, str]:
+    """The host code, read from the collection's module_utils beside this file (not imported: a
+    worker that only ships it need not load it)."""
     if not _SOURCES:
-        import importlib
+        import os
 
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
         for name in _HOST_CODE:
-            module = importlib.import_module(f"{_PKG}.{name}")
-            with open(str(module.__file__), encoding="utf-8") as f:
+            with open(os.path.join(here, f"{name}.py"), encoding="utf-8") as f:
                 _SOURCES[f"{_PKG}.{name}"] = f.read()
     return _SOURCES
+
+
+def _host_sources_json() -> str:
+    """_host_sources() as JSON, encoded once per process (see the end of this module)."""
+    if not _SOURCES_JSON:
+        _SOURCES_JSON.append(json.dumps(_host_sources()))
+    return _SOURCES_JSON[0]
 
 
 def _lean_path_ok(action: ActionBase) -> bool:
@@ -188,7 +198,8 @@ def _run_lean(action: ActionBase, op: str, args: dict, task_vars: dict) -> dict:
     argv = interpreter + ["-I", "-S", "-c", f"import base64;exec(base64.b64decode('{boot}'))"]
     env = action._compute_environment_string()
     cmd = (env + " " if env else "") + " ".join(shlex.quote(a) for a in argv)
-    data = json.dumps({"o": op, "a": args, "c": bool(action._task.check_mode), "s": _host_sources()})
+    # The 130 KB of host code are encoded once, not at every call.
+    data = json.dumps({"o": op, "a": args, "c": bool(action._task.check_mode)})[:-1] + ', "s": ' + _host_sources_json() + "}"
     res = action._low_level_execute_command(cmd, sudoable=True, in_data=data.encode("utf-8"))
     stdout = res.get("stdout", "") or ""
     try:
@@ -242,3 +253,12 @@ def run_host(action: ActionBase, op: str, module: str, args: dict, task_vars: di
         except Exception:  # noqa: BLE001 - a reset is best effort; the next attempt reports real errors
             pass
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+
+try:
+    # Read and encoded at import: the strategy's process imports the actions (linear and free ask
+    # them whether they bypass the host loop), and its workers, forked from it, inherit this.
+    _host_sources_json()
+except OSError:  # read at the first call instead, which then says what is missing
+    _SOURCES.clear()
+    _SOURCES_JSON.clear()

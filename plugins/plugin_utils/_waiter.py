@@ -2,8 +2,9 @@
 # Copyright (c) detached.jobs contributors
 """Waiting for many jobs on one host: the controller side of detached.jobs.wait. Private to detached.jobs.
 
-One remote call per round checks every pending job of the host and blocks until one finishes
-(or a chunk of time passes); finished results are collected, progress is shown, and dropped
+One remote call per round checks every pending job of the host and blocks until the wait has its
+answer (every job ended; with fail_fast, one did not succeed; with return_when=any, one ended) or
+a chunk of time (poll) passes; finished results are collected, progress is shown, and dropped
 connections are retried until the deadline.
 """
 
@@ -60,6 +61,10 @@ class Waiter:
         self.on_timeout = on_timeout
         self.cleanup = cleanup
         self.return_when = return_when
+        # When a round's remote call returns before its block has passed: only when this wait has
+        # something to do - every job ended, or (fail_fast) one did not succeed, or (return_when=any)
+        # one ended. So a wait makes one remote call per host per poll seconds, whatever the jobs.
+        self.until = "any" if return_when == "any" else "bad" if fail_fast else "all"
         # Show each running job's last line of output, at most once every progress_interval seconds (0: never).
         self.progress_interval = max(float(progress_interval), 0.0)
         self.progress: list[dict] = []
@@ -79,7 +84,7 @@ class Waiter:
 
     # --- remote calls ---------------------------------------------------------
     def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None, tail: int = 0) -> dict:
-        args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir}
+        args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir, "_until": self.until}
         if tail:
             args["_tail"] = tail
         self.calls += 1

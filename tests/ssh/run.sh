@@ -74,8 +74,8 @@ case_become_pipelining() { ANSIBLE_PIPELINING=true play become.yml; }
 
 case_all_hosts() { play all_hosts.yml; }
 
-# The counting rule for 2 and for 12 jobs per host (tests/ssh/counting.yml).
-case_counting() { play counting.yml -e dj_jobs=2 && play counting.yml -e dj_jobs=12; }
+# The counting rule for 2 and for 12 jobs per host, and with rounds of 1 s (tests/ssh/counting.yml).
+case_counting() { play counting.yml -e dj_jobs=2 && play counting.yml -e dj_jobs=12 && play counting.yml -e dj_jobs=12 -e dj_poll=1; }
 
 # Two controllers start jobs of one slot on every host at the same moment; then the checks.
 case_watch_retry_slots() {

@@ -483,3 +483,43 @@ def test_module_source_from_the_file_when_the_loader_keeps_none(monkeypatch: pyt
     monkeypatch.delitem(sys.modules, _supervisor.__name__)
     monkeypatch.setattr(ctl.importlib.util, "find_spec", lambda name: types.SimpleNamespace(loader=None))
     assert ctl._module_source("_supervisor") == expected
+
+
+# --- the host side of wait: when a round returns ----------------------------------------
+@pytest.mark.parametrize(
+    ("until", "fast", "returns_with"),
+    [
+        ("any", "true", {"fast"}),  # the first job that ends
+        ("bad", "true", {"fast", "slow"}),  # a success is no reason to come back early
+        ("bad", "false", {"fast"}),  # a failure is
+        ("all", "false", {"fast", "slow"}),  # only when every job has ended
+    ],
+)
+def test_a_wait_round_returns_when_the_controller_has_something_to_do(tmp_path: t.Any, until: str, fast: str, returns_with: set) -> None:
+    from ansible_collections.detached.jobs.plugins.module_utils import _ops
+
+    store = js.JobStore(str(tmp_path / "jobs"))
+    gate = tmp_path / "gate"
+    try:
+        quick, slow = ctl.start(
+            store,
+            [ctl.JobSpec({"argv": [fast]}), ctl.JobSpec({"argv": ["sh", "-c", f"until [ -e {gate} ]; do sleep 0.02; done"]})],
+        )
+        jids = {"fast": quick["ansible_job_id"], "slow": slow["ansible_job_id"]}
+        deadline = time.monotonic() + 30
+        while not ctl.status(store, jids["fast"])["finished"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # The fast job has ended; the slow one ends half a second into the round, when its gate
+        # opens: the round sees it end only if it did not return at once for the fast one.
+        import threading
+
+        opener = threading.Timer(0.5, gate.touch)
+        opener.start()
+        views, errors = _ops.long_poll(store, list(jids.values()), 30, persist=True, until=until)
+        opener.join()
+        assert not errors
+        assert {k for k, jid in jids.items() if views[jid]["finished"]} == returns_with
+    finally:
+        gate.touch()
+        kill_leftovers(store)
