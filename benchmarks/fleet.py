@@ -243,6 +243,9 @@ def chart(results: list[dict], path: str) -> bool:
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
         ax.set_xlabel("hosts (10 jobs each)")
+        ax.set_xticks(sorted({r["hosts"] for r in main}))
+        if key == "execs":
+            ax.set_yscale("log")
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0].legend()
@@ -269,13 +272,26 @@ def ratios(results: list[dict]) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="2 hosts, 2 jobs each, keyword-d1 and collection (smoke run)")
     parser.add_argument("--hosts", default="1,5,10,20", help="numbers of hosts, comma-separated (default 1,5,10,20)")
     parser.add_argument("--jobs", type=int, default=10, help="jobs per host (default 10)")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "fleet"), help="where results go")
     parser.add_argument("--docs", action="store_true", help="copy the chart to docs/fleet.png")
+    parser.add_argument("--chart", metavar="JSON", help="only draw the chart of an earlier run's fleet.json (to --out)")
     args = parser.parse_args()
+    if args.chart:
+        with open(args.chart, encoding="utf-8") as stream:
+            earlier = json.load(stream)
+        os.makedirs(args.out, exist_ok=True)
+        png = os.path.join(args.out, "fleet.png")
+        if not chart(earlier["results"], png):
+            print("fleet: no matplotlib, no chart", file=sys.stderr)
+            return 1
+        print(f"fleet: chart {png}")
+        if args.docs:
+            shutil.copy(png, os.path.join(ROOT, "docs", "fleet.png"))
+        return 0
     hosts_list = [2] if args.quick else sorted(int(x) for x in args.hosts.split(","))
     m = 2 if args.quick else args.jobs
     if os.geteuid() != 0:
