@@ -513,9 +513,7 @@ def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = 
             if out[suffix] and (newest is None or mtime >= newest[0]):
                 newest = (mtime, out[suffix][-1])
         elif finished and isinstance(view.get(suffix), str):
-            data = view[suffix].encode("utf-8", errors="replace")
-            out[suffix] = js.tail_lines(data[-max_bytes:], lines, cut=len(data) > max_bytes)
-            out[f"{suffix}_bytes"] = len(data)
+            out[suffix], out[f"{suffix}_bytes"] = js.text_tail(view[suffix], lines, max_bytes)
             out["source"] = "files" if out["source"] == "files" else "result"
             if out[suffix] and (newest is None or suffix == "stdout"):
                 newest = (0.0, out[suffix][-1])

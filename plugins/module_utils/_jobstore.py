@@ -141,6 +141,13 @@ def tail_lines(data: bytes, lines: int, cut: bool = False) -> list[str]:
     return [p.decode("utf-8", errors="replace") for p in parts[-lines:]]
 
 
+def text_tail(text: str, lines: int, max_bytes: int) -> tuple[list[str], int]:
+    """The tail of output already read (a result's stdout or stderr), as tail_lines gives it for a
+    file: the last lines of its last max_bytes bytes (UTF-8); and its size in bytes."""
+    data = text.encode("utf-8", errors="replace")
+    return tail_lines(data[-max_bytes:], lines, cut=len(data) > max_bytes), len(data)
+
+
 class JobStore:
     """One job directory (by default ~/.ansible_async)."""
 

@@ -308,8 +308,7 @@ class Supervisor:
                 tail[suffix] = found[0] if found else []
             else:
                 text = result.get(suffix)
-                data = text.encode("utf-8", errors="replace") if isinstance(text, str) else b""
-                tail[suffix] = js.tail_lines(data[-ATTEMPT_TAIL_BYTES:], ATTEMPT_TAIL_LINES, cut=len(data) > ATTEMPT_TAIL_BYTES)
+                tail[suffix] = js.text_tail(text, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)[0] if isinstance(text, str) else []
         return {
             "attempt": len(self.attempts) + 1,
             "started_at": self.started,
