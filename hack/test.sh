@@ -13,7 +13,7 @@ root=$PWD
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
-passed=0; failed=0; skipped=0; failures=(); timings=()
+passed=0; failed=0; skipped=0; failures=(); timings=(); causes=()
 skip_rc=77   # a stage or cell that cannot run here (an interpreter is missing) exits with this, saying why
 
 # selected NAME [GROUP]: NAME is to run (no names given, or NAME or GROUP among them).
@@ -35,7 +35,21 @@ stage() {
   echo "=== stage: $name"
   local t0=$SECONDS out rc
   out=$(mktemp); "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
-  report "$name" "$rc" $((SECONDS-t0)) "$(skip_reason "$rc" "$out")"; rm -f "$out"
+  report "$name" "$rc" $((SECONDS-t0)) "$(skip_reason "$rc" "$out")"
+  [ "$rc" -eq 0 ] || [ "$rc" -eq $skip_rc ] || first_failure "$name" "$out"
+  rm -f "$out"
+}
+# first_failure NAME LOG: a line naming the first failed task of LOG (and the task it was in), kept
+# for the end of the run: the last lines are what a CI summary shows.
+first_failure() {
+  local line
+  # (A failure that the task ignores is followed by "...ignoring" and is not the cause.)
+  line=$(awk '
+    /^\.\.\.ignoring/ { found = "" }
+    /^(TASK \[|PLAY RECAP)/ { if (found) { print found; exit } task = $0 }
+    /^(fatal|failed): |^FATAL:|^ERROR: / { if (!found) found = (task ? task " " : "") substr($0, 1, 400) }
+    END { if (found) print found }' "$2" | head -n 1)
+  causes+=("$1: ${line:-no failed task in its log (see above)}")
 }
 # skip_reason RC LOG: the reason a skipped stage or cell gave ("skipping ..." line), else nothing.
 skip_reason() { [ "$1" -eq $skip_rc ] && grep -m1 -o 'skipping .*' "$2"; }
@@ -143,20 +157,30 @@ host_feature_targets=(live_output retries slots)
 # matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first (but for keyword-core).
 # Every managed-host Python gets the whole suite once: 3.11 (the main stage), 3.8 (2.19, the last
 # ansible-core that supports it), 3.9 (2.17), 3.10 (2.16), 3.12 (2.20 on its controller Python),
-# 3.13 (2.21 on its controller Python); the newest ansible-core, 2.21, also runs the core subset
-# with the host on 3.9, 3.10 and 3.12 (2.20 and 2.21 support 3.9 to 3.14: ansible_test constants.py).
+# 3.13 (2.21 on its controller Python); 2.18 (host 3.11, as in the main stage) runs the core subset,
+# and so does the newest ansible-core, 2.21, with the host on 3.9, 3.10 and 3.12 (2.20 and 2.21
+# support 3.9 to 3.14: ansible_test constants.py).
 matrix_cells() {
   # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh): one first,
   # one last, as they take turns (cell_keyword_core).
   echo "keyword-core2.19 cell_keyword_core main"
-  local v py
-  for v in $(core_versions); do
-    case $v in 2.16) py=3.10 ;; 2.17) py=3.9 ;; *) py= ;; esac
-    local skip=
-    [ "$v" = 2.21 ] || skip=$(printf -- ' --exclude %s' "${host_feature_targets[@]}")
-    if [ -n "$py" ]; then echo "integration-core$v-py$py cell_host_python $py $v$skip"; else echo "integration-core$v cell_host_python - $v$skip"; fi
-  done
+  # The whole suite, the longest cells first: the newest ansible-core (host 3.13) with every
+  # target, 3.8 under 2.19, then the other versions without the host-side feature targets.
+  local v py skip
+  skip=$(printf -- ' --exclude %s' "${host_feature_targets[@]}")
+  echo "integration-core2.21 cell_host_python - 2.21"
   echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
+  for v in $(core_versions); do
+    case $v in
+      2.16) echo "integration-core$v-py3.10 cell_host_python 3.10 $v$skip" ;;
+      2.17) echo "integration-core$v-py3.9 cell_host_python 3.9 $v$skip" ;;
+      2.18 | 2.21) ;;  # below, above
+      *) echo "integration-core$v cell_host_python - $v$skip" ;;
+    esac
+  done
+  # The core subset: 2.18, whose host is its controller's Python (3.11, which the main stage gives
+  # the whole suite), and 2.21 with the host on 3.9, 3.10 and 3.12.
+  echo "integration-core2.18 cell_host_python - 2.18 ${core_targets[*]}"
   for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
   # Stages of 2.21 that share nothing with the others run here too, so that the lanes and the
   # stages in the foreground take about as long.
@@ -225,6 +249,7 @@ matrix_result() {
     echo "cell $name: exit code $rc$( [ "$rc" -gt 128 ] && echo " (signal $((rc-128)))")"
     grep -q -E '^(FATAL|ERROR):|PLAY RECAP' "$log" || echo "cell $name: its log ends without ansible-test's verdict"
     [ "$(id -u)" -ne 0 ] || dmesg 2>/dev/null | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 5
+    first_failure "$name" "$log"
   fi
   report "$name" "$rc" $((end-start)) "$(skip_reason "$rc" "$log")"
 }
@@ -310,6 +335,9 @@ if [ $matrix = yes ]; then
   while read -r cell; do matrix_result "$cell"; done < .build/matrix/cells
 fi
 echo "stage timings: ${timings[*]}"
-[ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failed stages: ${failures[*]}"
+  printf 'first failure of %s\n' "${causes[@]}"
+fi
 echo "suite: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -81,6 +81,8 @@ class Supervisor:
         self.alarm_for: str = js.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
         self.waiting = False
         self.child = 0
+        # A module attempt's temporary directory (its TMPDIR), removed when the attempt ends.
+        self.module_tmp: str | None = None
         self.child_status: int | None = None
         self.meta: dict = {}
         self.attempts: list[dict] = []
@@ -121,6 +123,8 @@ class Supervisor:
                 if chdir:
                     os.chdir(chdir)
                 os.environ[proc.MARKER] = self.jid
+                if self.module_tmp:
+                    os.environ["TMPDIR"] = self.module_tmp
                 if self.ticket is not None:
                     # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
                     os.set_inheritable(self.ticket.fd, True)
@@ -388,6 +392,16 @@ class Supervisor:
 
             shutil.rmtree(self.spec["remove_after"], ignore_errors=True)
 
+    def _remove_module_tmp(self) -> None:
+        """The attempt's temporary directory goes when its process has ended, however it ended: a
+        module killed on timeout or on request leaves behind what it could not remove itself
+        (AnsiballZ's payload directory, ansible_<module>_payload_*, among others)."""
+        if self.module_tmp:
+            import shutil
+
+            shutil.rmtree(self.module_tmp, ignore_errors=True)
+            self.module_tmp = None
+
     # --- the queue ------------------------------------------------------------
     def _wait_for_slot(self) -> str | None:
         """Wait until the job may run; None then, else why it never will (killed, queue_timeout)."""
@@ -453,6 +467,8 @@ class Supervisor:
             self.started = time.time()
             if self.first_started is None:
                 self.first_started = self.started
+            if self.mode == "module":
+                self.module_tmp = _make_module_tmp(self.jid, len(self.attempts) + 1)
             self.child = self._spawn(list(self.spec["argv"]), out_fd, err_fd)
         finally:
             os.close(out_fd)
@@ -521,6 +537,7 @@ class Supervisor:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._leave_queue()
+            self._remove_module_tmp()
             self.store.remove_extra(self.jid, ("payload", "args", "pyz", "stdout", "stderr"))
             if self.queue is not None:
                 try:
@@ -548,6 +565,7 @@ class Supervisor:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._end_early(f"job {self.jid}: {ex}")
         finally:
+            self._remove_module_tmp()
             self._remove_task_tmp()
             self._leave_queue()
         return 0
@@ -556,6 +574,7 @@ class Supervisor:
         """Wait for each attempt; run failed ones again after their delay; record the result of the last."""
         while True:
             self._wait_child()
+            self._remove_module_tmp()
             ended = time.time()
             keep: dict = {}
             result, state, rc, sig = self._outcome(ended, keep)
@@ -596,6 +615,19 @@ class Supervisor:
         if self.queue is not None and self.ticket is not None:
             self.queue.leave(self.ticket)
             self.ticket = None
+
+
+def _make_module_tmp(jid: str, attempt: int) -> str | None:
+    """A new private directory for a module attempt's temporary files, in the temporary directory
+    the job would have used (TMPDIR, else /tmp); None (the job then runs with the environment as it
+    is) when it cannot be made or the name is taken."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    path = os.path.join(base, f"detached.jobs-{jid}-{attempt}")
+    try:
+        os.mkdir(path, 0o700)
+    except OSError:
+        return None
+    return path
 
 
 def _failure_msg(result: dict, rc: int | None) -> str:

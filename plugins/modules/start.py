@@ -31,6 +31,13 @@ options:
       - The module runs on the host only; modules with an action plugin that does work on the
         controller (such as M(ansible.builtin.copy) or M(ansible.builtin.template)) lose that part,
         and a warning says so. M(ansible.builtin.shell) runs as M(ansible.builtin.command) with a shell.
+      - Each attempt of a module job runs with E(TMPDIR) set to a new directory of its own
+        (C(detached.jobs-<jid>-<attempt>), mode 0700, in the E(TMPDIR) the job was started with, else
+        C(/tmp)), which is removed with everything in it when the attempt ends, also when it was
+        stopped by its timeout or a kill. A module cannot clean up after itself when it is killed
+        (AnsiballZ leaves its C(ansible_<module>_payload_*) directory behind); this way nothing is
+        left. Files that a module's command should keep belong elsewhere. Jobs of O(cmd) and
+        O(argv) keep the E(TMPDIR) they were started with.
       - Exactly one of O(module), O(cmd), O(argv) and O(jobs) is required.
     type: str
   args:

@@ -370,3 +370,63 @@ def test_queue_timeout(store: js.JobStore, tmp_path: t.Any) -> None:
 def test_bad_retry_and_slot_options_name_the_value(key: str, value: object) -> None:
     with pytest.raises(js.JobStoreError, match=f"invalid {key} {value!r}"):
         ctl.JobSpec({"argv": ["true"], key: value})
+
+
+# --- a module attempt's temporary directory ----------------------------------------------
+MODULE_TMPDIR = """
+    import json, os, sys
+    path = os.environ["TMPDIR"]
+    with open(os.path.join(path, "made-by-the-module"), "w") as f:
+        f.write("x")
+    with open(sys.argv[1] if len(sys.argv) > 1 else %r, "a") as f:
+        f.write(path + "\\n")
+    print(json.dumps({"failed": os.path.getsize(f.name) < 2 * len(path + "\\n"), "msg": path}))
+"""
+
+
+def test_module_attempts_have_a_tmpdir_of_their_own_removed_after(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    seen = tmp_path / "seen"
+    view = run_job(store, module_job(MODULE_TMPDIR % str(seen), retries=1, retry_delay=0))
+    jid = view["ansible_job_id"]
+    assert view["detached"]["state"] == js.SUCCEEDED, view
+    # The first attempt failed (on purpose), the second succeeded: each had its own directory.
+    assert seen.read_text().splitlines() == [str(base / f"detached.jobs-{jid}-{n}") for n in (1, 2)]
+    assert list(base.iterdir()) == []
+
+
+def test_a_killed_module_leaves_no_temporary_files(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    source = """
+        import os, time
+        open(os.path.join(os.environ["TMPDIR"], "left-behind"), "w").close()
+        time.sleep(600)
+    """
+    (started,) = ctl.start(store, [ctl.JobSpec(module_job(source))])
+    jid = started["ansible_job_id"]
+    own = base / f"detached.jobs-{jid}-1"
+    deadline = time.monotonic() + 30
+    while not (own / "left-behind").exists():
+        assert time.monotonic() < deadline, "the module never ran"
+        time.sleep(0.05)
+    os.kill(store.read(jid)["detached"]["pid"], signal.SIGTERM)  # what async_status mode=kill sends
+    view = wait_done(store, jid, 30)
+    assert view["detached"]["state"] == js.KILLED
+    assert list(base.iterdir()) == []
+
+
+def test_command_jobs_keep_their_tmpdir(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    view = run_job(store, {"argv": ["sh", "-c", 'echo "$TMPDIR"']})
+    assert view["stdout"] == str(tmp_path)
+
+
+def test_a_taken_tmpdir_name_runs_the_module_without_one(tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    (tmp_path / f"detached.jobs-{JID}-1").mkdir()
+    assert sup._make_module_tmp(JID, 1) is None
+    assert sup._make_module_tmp(JID, 2) == str(tmp_path / f"detached.jobs-{JID}-2")
