@@ -25,6 +25,11 @@ alternating order, against localhost (ansible_connection=local):
    the plain keyword (the module's own process, there <jid>.payload, left out as in 4). The two
    runs of a repeat take turns going first, and each builds the command module before its
    launch loop (the floor step; an unmeasured warm-up in the keyword-mode run).
+6. module mode: ``detached.jobs.start module=ansible.builtin.command`` (the path every module but
+   a plain command takes): its launch loop against the keyword's (the three launch loops take
+   turns going first), and the memory per running job of every process besides the ``sleep``
+   (the supervisor and the command module's process) against the keyword's (its two wrapper
+   processes and the same module's).
 
 Tasks are timed by the bench_timer callback (benchmarks/callback_plugins): from the moment the
 strategy starts the task to the moment its final result arrives, so playbook start-up is not
@@ -69,6 +74,8 @@ SLEEP_KINDS = {
     "memory_detached": ("60", "5"),
     "launch_switch": ("30", "6"),
     "memory_switch": ("60", "7"),
+    "launch_module": ("30", "8"),
+    "memory_module": ("60", "9"),
 }
 
 TARGETS = {
@@ -80,6 +87,10 @@ TARGETS = {
     # keyword mode against the plain keyword (issue 11): launch no slower, memory at least 2x less
     "launch_switch": 1.0,
     "memory_switch": 2.0,
+    # module mode (start module=ansible.builtin.command) against the keyword (issue 13): launch at
+    # least 2x faster, memory per running job (every process besides the command) at least 2x less
+    "launch_module": 2.0,
+    "memory_module": 2.0,
 }
 
 
@@ -297,11 +308,12 @@ class Variant(t.NamedTuple):
 def main_steps(index: int) -> list[str]:
     """Every measurement of both sides, the pairs in alternating order (by repeat)."""
     steps = ["floor"]
-    for step in ordered(index, "launch_keyword", "launch_detached"):
+    launches = ["launch_keyword", "launch_detached", "launch_module"]
+    for step in launches[index % 3 :] + launches[: index % 3]:
         steps += [step, "reap"]
     steps += ["batch_detached", "reap"]
     steps += ordered(index, "wait_keyword", "wait_detached")
-    steps += ["memory_keyword", "memory_detached"]
+    steps += ["memory_keyword", "memory_detached", "memory_module"]
     return steps
 
 
@@ -324,7 +336,7 @@ VARIANTS = [
     Variant("switch", PLAYBOOK, {"ANSIBLE_LIBRARY": KEYWORD_LIBRARY}, switch_steps),
 ]
 SIDES = ("keyword", "detached")
-MEMORY_SIDES = ("keyword", "detached", "switch")
+MEMORY_SIDES = ("keyword", "detached", "switch", "module")
 
 
 def repeat_vars(opts: argparse.Namespace, ctx: dict[str, t.Any], steps: list[str], sleeps: dict[str, str], wait_dirs: dict[str, str]) -> dict[str, t.Any]:
@@ -336,6 +348,7 @@ def repeat_vars(opts: argparse.Namespace, ctx: dict[str, t.Any], steps: list[str
         "bench_sleep": sleeps,
         "bench_batch": [{"cmd": f"sleep {sleeps['batch_detached']}"}] * n,
         "bench_memory_batch": [{"cmd": f"sleep {sleeps['memory_detached']}"}] * n,
+        "bench_memory_module_batch": [{"module": "ansible.builtin.command", "args": {"cmd": f"sleep {sleeps['memory_module']}"}}] * n,
         "bench_wait_dirs": wait_dirs,
         "bench_wait_batch": [{"argv": [opts.python, DEADLINE_JOB, wait_dirs["detached"], str(i)]} for i in range(n)],
         "bench_deadline_job": DEADLINE_JOB,
@@ -452,6 +465,7 @@ def run_repeat(index: int, opts: argparse.Namespace, ctx: dict[str, t.Any]) -> d
         "launch_detached_per_job": seconds("launch_detached") / n,
         "batch_detached_total": seconds("batch_detached"),
         "launch_switch_per_job": seconds("launch_switch") / n,
+        "launch_module_per_job": seconds("launch_module") / n,
     }
     for side in SIDES:
         figures[f"wait_{side}"] = wait_figures(index, n, wait_dirs[side], side, timings[f"wait_{side}"])
@@ -567,7 +581,33 @@ def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dic
             TARGETS["memory"],
         ),
     ]
-    return comps + switch_comparisons(runs, metric), med
+    return comps + switch_comparisons(runs, metric) + module_comparisons(runs, metric), med
+
+
+def module_comparisons(runs: list[dict[str, t.Any]], metric: str) -> list[dict[str, t.Any]]:
+    """Module mode (start module=ansible.builtin.command) against the keyword's same command module.
+
+    Memory counts every process of a job but its command (the sleep): the keyword's two wrapper
+    processes and its module's, the collection's supervisor and its module's.
+    """
+    return [
+        comparison(
+            "launch_module",
+            "module mode: launch, s per job (loop)",
+            "s",
+            values(runs, "launch_keyword_per_job"),
+            values(runs, "launch_module_per_job"),
+            TARGETS["launch_module"],
+        ),
+        comparison(
+            "memory_module",
+            f"module mode: memory per running job, all processes besides the command, MiB {metric.upper()}",
+            "MiB",
+            [v / 1024 for v in values(runs, "memory_keyword", f"{metric}_kb_per_job")],
+            [v / 1024 for v in values(runs, "memory_module", f"{metric}_kb_per_job")],
+            TARGETS["memory_module"],
+        ),
+    ]
 
 
 def fmt(value: float) -> str:
@@ -671,7 +711,12 @@ def chart(results: dict[str, t.Any], path: str) -> str | None:
         return [(keyword, comps[key]["keyword"], "keyword"), (detached, comps[key]["detached"], "detached")]
 
     panels = [
-        ("launch", "1. launch, s per job", pair("launch", "async\nkeyword", "detached\n.jobs") + [("floor\n/bin/true", med["floor_per_item"], "floor")]),
+        (
+            "launch",
+            "1. launch, s per job",
+            pair("launch", "async\nkeyword", "detached\ncmd")
+            + [("detached\nmodule", comps["launch_module"]["detached"], "detached"), ("floor\n/bin/true", med["floor_per_item"], "floor")],
+        ),
         ("batch", f"2. start {results['n']} jobs, s", pair("batch", "keyword\nloop", "detached\nbatch")),
         ("wait", "3. wait latency, s", pair("wait", "async_status\nuntil", "detached\n.jobs.wait")),
         ("memory", f"4. memory the wrapper adds per job, MiB {med['memory_metric'].upper()}", pair("memory", "async\nkeyword", "detached\n.jobs")),

@@ -181,9 +181,10 @@ matrix_cells() {
   # The core subset: 2.18, whose host is its controller's Python (3.11, which the main stage gives
   # the whole suite), and 2.21 with the host on 3.9, 3.10 and 3.12.
   echo "integration-core2.18 cell_host_python - 2.18 ${core_targets[*]}"
+  echo "sanity sanity"  # (not next to sanity-core2.21: the two would start at once)
   for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
-  # Stages of 2.21 that share nothing with the others run here too, so that the lanes and the
-  # stages in the foreground take about as long.
+  # Stages that share nothing with the others (sanity, and 2.21's sanity and unit) run here too,
+  # so that the lanes and the stages in the foreground take about as long.
   echo "sanity-core2.21 on_core 2.21 sanity"
   echo "unit-core2.21 on_core 2.21 unit"
   echo "keyword-core2.21 cell_keyword_core 2.21"
@@ -318,7 +319,6 @@ selected matrix && matrix=yes
 [ $matrix = yes ] && matrix_start
 stage lint lint
 stage -g core-2.21 lint-core2.21 on_core 2.21 lint
-stage sanity sanity
 stage unit unit
 # The main stage also runs the targets marked disabled (keyword_patterns), which the cells leave out.
 stage integration integration .venv "" --allow-disabled

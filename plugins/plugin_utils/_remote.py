@@ -183,13 +183,22 @@ def _lean_path_ok(action: ActionBase) -> bool:
 
 
 def _interpreter(action: ActionBase, task_vars: dict) -> tuple[list[str], dict]:
-    """The module interpreter (discovered by ansible-core as for any module) and discovery facts."""
+    """The module interpreter (discovered by ansible-core as for any module) and discovery facts.
+
+    Found once per task and host: a wait makes one call per round, and building the module to
+    read its interpreter line costs the controller a few milliseconds each time.
+    """
+    known = getattr(action, "_detached_jobs_interpreter", None)
+    if known is not None:
+        return known
     built = _configure_module(action, "detached.jobs.async_wrapper", {}, task_vars)
     shebang = built[0].shebang if len(built) == 2 else built[1]
     facts = {}
     if getattr(action, "_discovered_interpreter_key", None):
         facts[action._discovered_interpreter_key] = action._discovered_interpreter
-    return shlex.split(str(shebang)[2:].strip()), facts
+    found = (shlex.split(str(shebang)[2:].strip()), facts)
+    action._detached_jobs_interpreter = found
+    return found
 
 
 def _run_lean(action: ActionBase, op: str, args: dict, task_vars: dict) -> dict:
