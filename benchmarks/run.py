@@ -259,7 +259,7 @@ def measure_memory(arg: str, n: int) -> dict[str, t.Any]:
     for pid in members:
         argv = procs[pid].argv
         label = next((os.path.basename(a) for a in argv[1:] if not a.startswith("-")), os.path.basename(argv[0]) if argv else "?")
-        label = re.sub(r"^j\d+\.\d+\.pyz$", "<jid>.pyz", label)
+        label = re.sub(r"^j\d+\.\d+\.(pyz|payload)$", r"<jid>.\1", label)
         kinds[label] = kinds.get(label, 0) + 1
     return {
         "jobs": n,

@@ -56,6 +56,9 @@ _TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
 _TICKET_RE = re.compile(r"\A[0-9]{12}\." + JID_PATTERN + r"\Z")
 # Files that belong to a job: <jid>.<suffix>
 SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
+# A module attempt's temporary directory (its TMPDIR, outside the job directory), named in the
+# job's running record as "tmpdir" while the attempt runs: '<TMPDIR>/detached.jobs-<jid>-<attempt>'.
+TMPDIR_PREFIX = "detached.jobs-"
 NAMES_DIR = ".names"
 SLOTS_DIR = ".slots"
 LOCK_FILE = ".lock"
@@ -66,6 +69,33 @@ _MAX_STATUS_BYTES = 256 * 1024 * 1024
 
 class JobNotFound(JobStoreError):
     pass
+
+
+def tmpdir_name(jid: str, attempt: int) -> str:
+    return f"{TMPDIR_PREFIX}{jid}-{attempt}"
+
+
+def recorded_tmpdir(jid: str, meta: object) -> str | None:
+    """The module temporary directory that a job's record names, if it is that job's and still
+    there: an absolute path named for the job, a directory (not a symlink) of this user."""
+    path = meta.get("tmpdir") if isinstance(meta, dict) else None
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return None
+    if not re.fullmatch(re.escape(f"{TMPDIR_PREFIX}{jid}-") + r"[0-9]+", os.path.basename(path)):
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return path if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() else None
+
+
+def remove_tmpdir(path: str) -> bool:
+    """Remove a job's module temporary directory (see recorded_tmpdir); whether it is gone."""
+    import shutil  # only here: the supervisor, which imports this module, stays small while its job runs
+
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
 
 
 class NotKillable(JobStoreError):
@@ -314,13 +344,19 @@ class JobStore:
 
     def remove(self, jid: str) -> list[str]:
         """Remove the job's status file and all its extra files, and its name if the name still points at it; returns what was removed."""
-        name = None
+        name = tmpdir = None
         try:
-            meta = self.read(jid).get("detached")
+            record = self.read(jid)
+            meta = record.get("detached")
             name = meta.get("name") if isinstance(meta, dict) else None
+            # (Not while the job runs: its supervisor removes the directory when the attempt ends.)
+            tmpdir = recorded_tmpdir(jid, meta) if is_finished(record) else None
         except JobStoreError:
             pass
         removed = []
+        # (What a module attempt left in its TMPDIR when its supervisor was killed with kill -9.)
+        if tmpdir is not None and remove_tmpdir(tmpdir):
+            removed.append(tmpdir)
         for path in self.files_of(jid):
             try:
                 os.unlink(path)

@@ -332,6 +332,13 @@ def _prune_jobs(jobs: list[Job], older: float, states: set[str], names: set[str]
         if job.age(job.ended_at) < older:
             continue
         gone = remove(job.files)
+        tmpdir = js.recorded_tmpdir(job.jid, job.meta)
+        if gone and tmpdir is not None:
+            # (What a module attempt left in its TMPDIR when its supervisor was killed with kill -9.)
+            if remove.check_mode or js.remove_tmpdir(tmpdir):
+                gone.append(tmpdir)
+            else:
+                remove.errors.append(f"job {job.jid}: cannot remove its temporary directory {tmpdir}")
         if gone:
             result["removed"].append(job.jid)
             result["files"].extend(gone)

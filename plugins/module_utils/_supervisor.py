@@ -397,10 +397,9 @@ class Supervisor:
         module killed on timeout or on request leaves behind what it could not remove itself
         (AnsiballZ's payload directory, ansible_<module>_payload_*, among others)."""
         if self.module_tmp:
-            import shutil
-
-            shutil.rmtree(self.module_tmp, ignore_errors=True)
+            js.remove_tmpdir(self.module_tmp)
             self.module_tmp = None
+            self.meta["tmpdir"] = None
 
     # --- the queue ------------------------------------------------------------
     def _wait_for_slot(self) -> str | None:
@@ -476,6 +475,7 @@ class Supervisor:
         self.meta.update(
             child_pid=self.child,
             child_start=proc.start_time(self.child),
+            tmpdir=self.module_tmp,
             started_at=self.first_started,
             deadline=self.started + self.timeout if self.timeout else None,
         )
@@ -505,6 +505,7 @@ class Supervisor:
             "boot_id": proc.boot_id(),
             "child_pid": None,
             "child_start": None,
+            "tmpdir": None,
             "subreaper": self.subreaper,
             "started_at": None,
             "ended_at": None,
@@ -622,7 +623,7 @@ def _make_module_tmp(jid: str, attempt: int) -> str | None:
     the job would have used (TMPDIR, else /tmp); None (the job then runs with the environment as it
     is) when it cannot be made or the name is taken."""
     base = os.environ.get("TMPDIR") or "/tmp"
-    path = os.path.join(base, f"detached.jobs-{jid}-{attempt}")
+    path = os.path.join(os.path.abspath(base), js.tmpdir_name(jid, attempt))
     try:
         os.mkdir(path, 0o700)
     except OSError:

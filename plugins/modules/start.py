@@ -36,8 +36,10 @@ options:
         C(/tmp)), which is removed with everything in it when the attempt ends, also when it was
         stopped by its timeout or a kill. A module cannot clean up after itself when it is killed
         (AnsiballZ leaves its C(ansible_<module>_payload_*) directory behind); this way nothing is
-        left. Files that a module's command should keep belong elsewhere. Jobs of O(cmd) and
-        O(argv) keep the E(TMPDIR) they were started with.
+        left. A supervisor killed with C(kill -9) cannot remove it; the job's record names it
+        (C(detached.tmpdir)) and cleanup and M(detached.jobs.prune) remove it with the job's files.
+        Files that a module's command should keep belong elsewhere. Jobs of O(cmd) and O(argv)
+        keep the E(TMPDIR) they were started with.
       - Exactly one of O(module), O(cmd), O(argv) and O(jobs) is required.
     type: str
   args:

@@ -731,3 +731,53 @@ def test_slot_queue_join_on_a_full_disk_leaves_nothing(store: js.JobStore, monke
 def test_slot_names_are_checked(store: js.JobStore, slot: str) -> None:
     with pytest.raises(js.InvalidName, match="invalid slot name"):
         js.SlotQueue(store, slot)
+
+
+# --- a module attempt's temporary directory, named in the record -------------------------
+def test_remove_takes_the_module_tmpdir_the_record_names(store: js.JobStore, tmp_path: t.Any) -> None:
+    own = tmp_path / js.tmpdir_name(JID, 2)
+    (own / "ansible_x_payload_abc").mkdir(parents=True)
+    (own / "ansible_x_payload_abc" / "payload.zip").write_bytes(b"zip")
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=str(own)), js.VANISHED))
+    assert js.recorded_tmpdir(JID, store.read(JID)["detached"]) == str(own)
+    assert store.remove(JID) == [str(own), store.job_path(JID)]
+    assert not own.exists()
+
+
+def test_remove_of_a_running_job_leaves_its_module_tmpdir(store: js.JobStore, tmp_path: t.Any) -> None:
+    """(A cleanup of a job that still runs: its module may still use the directory; its supervisor removes it.)"""
+    own = tmp_path / js.tmpdir_name(JID, 1)
+    own.mkdir()
+    store.write(JID, js.running_record(JID, store.job_path(JID), _meta(tmpdir=str(own))))
+    assert store.remove(JID) == [store.job_path(JID)]
+    assert own.is_dir()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["another job's", "not named for a job", "relative", "a symlink", "a file", "missing", "not a string"],
+)
+def test_a_recorded_tmpdir_that_is_not_the_jobs_own_is_left_alone(store: js.JobStore, tmp_path: t.Any, case: str) -> None:
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    path: t.Any = tmp_path / js.tmpdir_name(JID, 1)
+    if case == "another job's":
+        path = tmp_path / js.tmpdir_name(HEX, 1)
+        path.mkdir()
+    elif case == "not named for a job":
+        path = target
+    elif case == "relative":
+        path = js.tmpdir_name(JID, 1)
+    elif case == "a symlink":
+        path.symlink_to(target)
+    elif case == "a file":
+        path.write_text("x")
+    elif case == "not a string":
+        path = ["/tmp"]
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=path if isinstance(path, list) else str(path)), js.VANISHED))
+    assert js.recorded_tmpdir(JID, store.read(JID)["detached"]) is None
+    assert store.remove(JID) == [store.job_path(JID)]
+    assert (target / "keep").read_text() == "x"
+    if case in ("another job's", "a file"):
+        assert path.exists()

@@ -430,3 +430,31 @@ def test_a_taken_tmpdir_name_runs_the_module_without_one(tmp_path: t.Any, monkey
     (tmp_path / f"detached.jobs-{JID}-1").mkdir()
     assert sup._make_module_tmp(JID, 1) is None
     assert sup._make_module_tmp(JID, 2) == str(tmp_path / f"detached.jobs-{JID}-2")
+
+
+def test_the_tmpdir_of_a_supervisor_killed_with_kill_9_goes_with_the_cleanup(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    from ansible_collections.detached.jobs.plugins.module_utils import _ops
+
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    source = """
+        import os, time
+        open(os.path.join(os.environ["TMPDIR"], "left-behind"), "w").close()
+        time.sleep(600)
+    """
+    (started,) = ctl.start(store, [ctl.JobSpec(module_job(source))])
+    jid = started["ansible_job_id"]
+    own = base / f"detached.jobs-{jid}-1"
+    assert started["detached"]["tmpdir"] == str(own)
+    deadline = time.monotonic() + 30
+    while not (own / "left-behind").exists():
+        assert time.monotonic() < deadline, "the module never ran"
+        time.sleep(0.05)
+    os.kill(started["detached"]["pid"], signal.SIGKILL)
+    job, changed = ctl.kill(store, jid)  # the job's process ran on unsupervised
+    assert changed and job["detached"]["state"] == js.KILLED
+    assert (own / "left-behind").exists()  # nobody removed it yet
+    answer = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
+    assert str(own) in answer["removed"], answer
+    assert list(base.iterdir()) == []
