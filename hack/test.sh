@@ -46,9 +46,9 @@ first_failure() {
   # (A failure that the task ignores is followed by "...ignoring" and is not the cause.)
   line=$(awk '
     /^\.\.\.ignoring/ { found = "" }
-    /^(TASK \[|PLAY RECAP)/ { if (found) { print found; exit } task = $0 }
+    /^(TASK \[|PLAY RECAP)/ { if (found) exit; task = $0 }
     /^(fatal|failed): |^FATAL:|^ERROR: / { if (!found) found = (task ? task " " : "") substr($0, 1, 400) }
-    END { if (found) print found }' "$2" | head -n 1)
+    END { if (found) print found }' "$2")
   causes+=("$1: ${line:-no failed task in its log (see above)}")
 }
 # skip_reason RC LOG: the reason a skipped stage or cell gave ("skipping ..." line), else nothing.

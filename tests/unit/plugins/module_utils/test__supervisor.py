@@ -397,10 +397,9 @@ def test_module_attempts_have_a_tmpdir_of_their_own_removed_after(store: js.JobS
     assert list(base.iterdir()) == []
 
 
-def test_a_killed_module_leaves_no_temporary_files(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
-    base = tmp_path / "tmp"
-    base.mkdir()
-    monkeypatch.setenv("TMPDIR", str(base))
+def _start_module_in_its_tmpdir(store: js.JobStore, base: t.Any) -> tuple[dict, t.Any]:
+    """A module job that writes a file into its TMPDIR and sleeps; returns its start result and
+    its own directory (under base), once the file is there."""
     source = """
         import os, time
         open(os.path.join(os.environ["TMPDIR"], "left-behind"), "w").close()
@@ -413,6 +412,15 @@ def test_a_killed_module_leaves_no_temporary_files(store: js.JobStore, tmp_path:
     while not (own / "left-behind").exists():
         assert time.monotonic() < deadline, "the module never ran"
         time.sleep(0.05)
+    return started, own
+
+
+def test_a_killed_module_leaves_no_temporary_files(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    started, own = _start_module_in_its_tmpdir(store, base)
+    jid = started["ansible_job_id"]
     os.kill(store.read(jid)["detached"]["pid"], signal.SIGTERM)  # what async_status mode=kill sends
     view = wait_done(store, jid, 30)
     assert view["detached"]["state"] == js.KILLED
@@ -438,19 +446,9 @@ def test_the_tmpdir_of_a_supervisor_killed_with_kill_9_goes_with_the_cleanup(sto
     base = tmp_path / "tmp"
     base.mkdir()
     monkeypatch.setenv("TMPDIR", str(base))
-    source = """
-        import os, time
-        open(os.path.join(os.environ["TMPDIR"], "left-behind"), "w").close()
-        time.sleep(600)
-    """
-    (started,) = ctl.start(store, [ctl.JobSpec(module_job(source))])
+    started, own = _start_module_in_its_tmpdir(store, base)
     jid = started["ansible_job_id"]
-    own = base / f"detached.jobs-{jid}-1"
     assert started["detached"]["tmpdir"] == str(own)
-    deadline = time.monotonic() + 30
-    while not (own / "left-behind").exists():
-        assert time.monotonic() < deadline, "the module never ran"
-        time.sleep(0.05)
     os.kill(started["detached"]["pid"], signal.SIGKILL)
     job, changed = ctl.kill(store, jid)  # the job's process ran on unsupervised
     assert changed and job["detached"]["state"] == js.KILLED
