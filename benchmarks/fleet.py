@@ -2,7 +2,7 @@
 # Copyright (c) detached.jobs contributors
 """Fleet benchmark: the async keyword against detached.jobs over SSH, on many test hosts at once.
 
-    python benchmarks/fleet.py [--quick] [--hosts 1,5,10,20] [--jobs 10] [--out DIR] [--docs]
+    python benchmarks/fleet.py [--quick] [--hosts 1,5,10,20] [--jobs 10] [--methods M,...] [--out DIR] [--docs]
 
 Brings up SSH test hosts (tests/hosts/hosts.sh: network namespaces, one sshd and one login user
 each, every host on /usr/bin/python3), measures how long that takes and the memory of each host,
@@ -14,7 +14,9 @@ sleep, by each method:
   ``ansible.builtin.async_status`` until loop per job with ``delay: 1`` (the tightest) and
   ``delay: 10`` (the guides' usual value);
 - collection: one ``detached.jobs.start`` with ``jobs:`` (M) and one ``detached.jobs.wait``;
-- role: the ``detached.jobs.parallel`` role with every job at once.
+- role: the ``detached.jobs.parallel`` role with every job at once;
+- floor: no jobs, two ``ansible.builtin.ping`` tasks: what any two tasks on every host cost (a
+  reference for the collection's start and wait, not a method).
 
 Every H runs with forks 20 and ssh as ansible-core sets it up (pipelining on, ControlPersist); at
 the largest H, keyword-d1 and collection also run with forks 5, and with ssh without pipelining
@@ -57,7 +59,7 @@ PLAYBOOKS = os.path.join(HERE, "fleet")
 HOSTS_SH = os.path.join(ROOT, "tests", "hosts", "hosts.sh")
 STATE = os.environ.get("DJ_HOSTS_STATE", "/run/detached-jobs-hosts")
 DURATION = 3
-METHODS = {"keyword-d1": ("keyword", 1), "keyword-d10": ("keyword", 10), "collection": ("collection", 0), "role": ("role", 0)}
+METHODS = {"keyword-d1": ("keyword", 1), "keyword-d10": ("keyword", 10), "collection": ("collection", 0), "role": ("role", 0), "floor": ("floor", 0)}
 # ssh as ansible-core sets it up, and without pipelining or ControlPersist.
 SSH_PERSIST = "-C -o ControlMaster=auto -o ControlPersist=60s -o ConnectTimeout=10"
 SSH_PLAIN = "-C -o ControlMaster=no -o ControlPath=none -o ConnectTimeout=10"
@@ -197,7 +199,7 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
     first = min(r["start"] for r in timed)
     last = max(r["end"] for r in timed)
     ends = job_ends()
-    if len(ends) != n * m:
+    if kind != "floor" and len(ends) != n * m:
         raise BenchError(f"{tag}: {len(ends)} jobs recorded their end, expected {n * m}")
     used = [f"dj-h{i}" for i in range(1, n + 1)]
     result = {
@@ -207,7 +209,7 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
         "forks": forks,
         "ssh": ssh,
         "wall": round(last - first, 3),
-        "after_end": round(last - max(ends), 3),
+        "after_end": round(last - max(ends), 3) if kind != "floor" else None,
         "cpu": round(cpu, 2),
         "execs": sum(after[h] - before.get(h, 0) for h in used),
     }
@@ -220,14 +222,15 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
     return result
 
 
-def plan(hosts_list: list[int], m: int, quick: bool) -> list[tuple[int, int, str, int, str]]:
+def plan(hosts_list: list[int], m: int, quick: bool, methods: list[str]) -> list[tuple[int, int, str, int, str]]:
     if quick:
         return [(hosts_list[-1], m, method, 5, "persist") for method in ("keyword-d1", "collection")]
-    runs = [(n, m, method, 20, "persist") for n in hosts_list for method in METHODS]
+    runs = [(n, m, method, 20, "persist") for n in hosts_list for method in methods]
     top = hosts_list[-1]
     for method in ("keyword-d1", "collection"):
-        runs.append((top, m, method, 5, "persist"))
-        runs.append((top, m, method, 20, "plain"))
+        if method in methods:
+            runs.append((top, m, method, 5, "persist"))
+            runs.append((top, m, method, 20, "plain"))
     return runs
 
 
@@ -244,6 +247,8 @@ def chart(results: list[dict], path: str) -> bool:
     panels = (("wall", "wall time, first start to last result (s)"), ("cpu", "controller CPU (s)"), ("execs", "remote executions (sshd sessions)"))
     for ax, (key, label) in zip(axes, panels):
         for method in METHODS:
+            if method == "floor" and key != "cpu":
+                continue  # no jobs: only its CPU is a reference
             points = sorted((r["hosts"], r[key]) for r in main if r["method"] == method)
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
@@ -266,6 +271,9 @@ def ratios(results: list[dict]) -> list[str]:
     for (method, n, forks, ssh), r in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[0][1])):
         if method != "collection":
             continue
+        floor = by.get(("floor", n, forks, ssh))
+        if floor:
+            lines.append(f"H={n} forks={forks} ssh={ssh}: controller CPU of collection {r['cpu']:.2f}s, of two ping tasks (floor) {floor['cpu']:.2f}s")
         for other in ("keyword-d1", "keyword-d10"):
             k = by.get((other, n, forks, ssh))
             if k:
@@ -283,6 +291,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10, help="jobs per host (default 10)")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "fleet"), help="where results go")
     parser.add_argument("--docs", action="store_true", help="copy the chart to docs/fleet.png")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"methods, comma-separated (default {','.join(METHODS)})")
     parser.add_argument("--chart", metavar="JSON", help="only draw the chart of an earlier run's fleet.json (to --out)")
     args = parser.parse_args()
     if args.chart:
@@ -297,6 +306,10 @@ def main() -> int:
         if args.docs:
             shutil.copy(png, os.path.join(ROOT, "docs", "fleet.png"))
         return 0
+    methods = [x for x in args.methods.split(",") if x]
+    unknown = [x for x in methods if x not in METHODS]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r}: one of {', '.join(METHODS)}")
     hosts_list = [2] if args.quick else sorted(int(x) for x in args.hosts.split(","))
     m = 2 if args.quick else args.jobs
     if os.geteuid() != 0:
@@ -311,7 +324,7 @@ def main() -> int:
     mem = {name: int(kib) for name, kib in (line.split() for line in hosts("mem").splitlines())}
     results = []
     try:
-        for n, mm, method, forks, ssh in plan(hosts_list, m, args.quick):
+        for n, mm, method, forks, ssh in plan(hosts_list, m, args.quick, methods):
             result = run_one(work, base_inv, n, mm, method, forks, ssh)
             print(f"fleet: {json.dumps(result)}", flush=True)
             results.append(result)
