@@ -7,7 +7,7 @@
 Brings up SSH test hosts (tests/hosts/hosts.sh: network namespaces, one sshd and one login user
 each, every host on /usr/bin/python3), measures how long that takes and the memory of each host,
 then runs one playbook of benchmarks/fleet/ (one per method: keyword.yml, collection.yml,
-role.yml) once per configuration: H hosts (--hosts), M jobs per host (--jobs), each job a 3 s
+role.yml, floor.yml) once per configuration: H hosts (--hosts), M jobs per host (--jobs), each job a 3 s
 sleep, by each method:
 
 - keyword-d1 and keyword-d10: ``async: 600, poll: 0`` in a loop of M, then one
@@ -259,6 +259,8 @@ def chart(results: list[dict], path: str) -> bool:
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0].legend()
+    if any(r["method"] == "floor" for r in main):
+        axes[1].legend()  # the floor is drawn in the CPU panel only
     fig.suptitle("detached.jobs against the async keyword over SSH (forks 20, pipelining, ControlPersist; 2 CPUs)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
