@@ -95,6 +95,14 @@ if [ "$mode" = "--test" ]; then
         cp hack/get_pip_standin.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
       done
   done
+  # ansible-test makes the user's SSH key pair (~/.ansible/test/id_rsa) at its first run when it
+  # is missing. The suite runs several ansible-test cells at once, and on a fresh machine two of
+  # them raced to make it: the second ssh-keygen found the file and failed. Made here once, the
+  # way ansible-test makes it (PEM, RSA, no passphrase), so every cell finds it.
+  if [ ! -e ~/.ansible/test/id_rsa ] && [ ! -e ~/.ansible/test/id_rsa.pub ]; then
+    ssh-keygen -m PEM -q -t rsa -N '' -f ~/.ansible/test/id_rsa
+    sed -i -E 's/(BEGIN|END) PRIVATE KEY/\1 RSA PRIVATE KEY/' ~/.ansible/test/id_rsa
+  fi
 else
   venv .venv requirements/demo.txt requirements/constraints.txt
 fi
