@@ -81,6 +81,9 @@ class Supervisor:
         self.alarm_for: str = js.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
         self.waiting = False
         self.child = 0
+        # A module job run in-process by a process forked from here (its payload's path; see
+        # _run_inproc), else None: the job's process executes argv.
+        self.inproc: str | None = spec.get("inproc") if _SHARED else None
         # A module attempt's temporary directory (its TMPDIR), removed when the attempt ends.
         self.module_tmp: str | None = None
         self.child_status: int | None = None
@@ -128,6 +131,9 @@ class Supervisor:
                 if self.ticket is not None:
                     # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
                     os.set_inheritable(self.ticket.fd, True)
+                if self.inproc:
+                    os.close(w)  # started: the parent stops waiting for an error
+                    _run_inproc(self.inproc, {self.ticket.fd} if self.ticket is not None else set())
                 os.execvp(argv[0], argv)
             except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
                 try:
@@ -545,9 +551,9 @@ class Supervisor:
                     os.unlink(self.path)  # the queued record, if it was written: the start failed, the job does not exist
                 except OSError:
                     pass
-            os.write(ack, json.dumps({"failed": True, "msg": f"job {self.jid}: {ex}"}).encode() + b"\n")
+            os.write(ack, json.dumps({"failed": True, "jid": self.jid, "msg": f"job {self.jid}: {ex}"}).encode() + b"\n")
             return 1
-        os.write(ack, b'{"ok": true}\n')
+        os.write(ack, json.dumps({"ok": True, "jid": self.jid}).encode() + b"\n")
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 1)
         os.dup2(null, 2)
@@ -673,14 +679,182 @@ def _parse_module_json(text: str) -> dict | None:
 
 
 def main() -> None:
-    """Entry point of the supervisor interpreter: spec on stdin, acknowledgement on stdout."""
+    """Entry point of the supervisor interpreter: spec on stdin, acknowledgement on stdout.
+
+    The spec is one job's, or {"jobs": [...], "modlib": ...} for a batch of module jobs that share
+    their module's imports (see _zygote).
+    """
     try:
         spec = json.loads(sys.stdin.buffer.read().decode("utf-8"))
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        code = Supervisor(spec).run(1)
-    except Exception as ex:  # the launcher reports this line as the job's failure
+        code = _zygote(spec) if "jobs" in spec else Supervisor(spec).run(1)
+    except Exception as ex:  # the launcher reports this line as the job's failure (as every job's, for a batch)
         os.write(1, json.dumps({"failed": True, "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
         code = 1
     os._exit(code)
+
+
+# --- module jobs that share their imports ------------------------------------------------------
+# A batch's module jobs whose payloads carry the same module zip are started from one process,
+# the zygote (run by the module interpreter as a module would be, not -I -S): it imports
+# ansible.module_utils.basic from that zip once, then forks each job's supervisor, and each
+# supervisor forks the job's process, which runs the AnsiballZ payload in-process instead of
+# executing a new interpreter. The imported code stays shared, copy-on-write, by every process of
+# the batch: a module job then costs about half the memory (docs/performance.md).
+# Linux only (the zip is read through /proc/self/fd); elsewhere, or when the import fails, every
+# job runs as a new interpreter, as a lone module job does.
+
+# Set in the zygote once the imports are shared: "zip", the zip they came from (an unlinked file,
+# open in every process of the batch and read through /proc/self/fd/N, so it is never left
+# behind), and "script", the supervisor's own zip on sys.path; empty when nothing was imported.
+_SHARED: dict = {}
+_PRELOAD = "ansible.module_utils.basic"
+
+
+def _zygote(spec: dict) -> int:
+    """Import the batch's module code once, then fork every job's supervisor (each acknowledges on stdout)."""
+    jobs = spec["jobs"]
+    script = sys.path[0] if sys.path else ""
+    if _preload(str(spec.pop("modlib", "")), str(jobs[0]["async_dir"])):
+        _SHARED["script"] = script
+    tickets = {int(job["ticket_fd"]) for job in jobs if job.get("ticket_fd") is not None}
+    for i, job in enumerate(jobs):
+        try:
+            pid = os.fork()
+        except OSError as ex:
+            for rest in jobs[i:]:
+                _abandon(rest, f"job {rest['jid']}: cannot start its supervisor: {ex}")
+            break
+        if pid == 0:
+            code = 1
+            try:
+                os.setsid()
+                for fd in tickets - {job.get("ticket_fd")}:
+                    os.close(fd)  # another job's place in a slot's queue
+                code = Supervisor(job).run(1)
+            except Exception as ex:  # noqa: BLE001 - reported as this job's failure
+                os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
+            os._exit(code)
+    return 0
+
+
+def _abandon(job: dict, msg: str) -> None:
+    """A job of the batch whose supervisor could not be forked: its files and its place in its
+    slot's queue go (as when a supervisor fails to start), and the launcher is told why."""
+    try:
+        store = js.JobStore(job["async_dir"])
+        if job.get("ticket_fd") is not None:
+            js.SlotQueue(store, job["slot"]).leave(js.SlotTicket(job["ticket_path"], int(job["ticket_fd"])))
+        store.remove_extra(job["jid"], ("payload", "args", "pyz"))
+    except (js.JobStoreError, OSError):
+        pass
+    os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": msg}).encode() + b"\n")
+
+
+def _preload(modlib: str, where: str) -> bool:
+    """Import ansible.module_utils.basic from the module zip modlib (base64); False when it is not done."""
+    if not modlib or not os.path.isdir("/proc/self/fd") or "ansible" in sys.modules:
+        return False
+    import base64
+    import gc
+    import importlib
+    import tempfile
+
+    try:
+        f = tempfile.TemporaryFile(dir=where)
+        f.write(base64.b64decode(modlib))
+        f.flush()
+    except (OSError, ValueError):
+        return False
+    path = f"/proc/self/fd/{f.fileno()}"
+    sys.path.insert(0, path)
+    try:
+        importlib.import_module(_PRELOAD)
+    except BaseException:  # noqa: B036 - whatever the module code does, the jobs then run as new interpreters
+        for name in [n for n in sys.modules if n == "ansible" or n.startswith("ansible.")]:
+            del sys.modules[name]
+        f.close()
+        return False
+    finally:
+        sys.path.remove(path)
+        sys.path_importer_cache.pop(path, None)
+    _SHARED["zip"] = f
+    # What was imported is never collected again: the collector, walking it, would write to
+    # (and so copy) every page of it in every process.
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+def _run_inproc(payload: str, keep: set) -> None:
+    """In the job's process (forked from its supervisor): run the module payload as the interpreter
+    would run the script, then exit with its status. Never returns."""
+    import atexit
+    import traceback
+
+    code = 1
+    try:
+        # What the supervisor's interpreter holds and a module's would not: the supervisor's package
+        # (a collection's module must import its own ansible_collections), its zip on the path, its
+        # exit handlers, signal dispositions and open files, a temporary directory chosen before
+        # TMPDIR was set.
+        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
+            del sys.modules[name]
+        script = _SHARED["script"]
+        sys.path[:] = [p for p in sys.path if p != script]
+        sys.path_importer_cache.pop(script, None)
+        sys.argv[:] = [payload]
+        if "tempfile" in sys.modules:
+            setattr(sys.modules["tempfile"], "tempdir", None)  # noqa: B010 - the module is not imported here
+        atexit._clear()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in ("SIGPIPE", "SIGXFSZ"):
+            if hasattr(signal, sig):
+                signal.signal(getattr(signal, sig), signal.SIG_IGN)
+        keep = set(keep) | {0, 1, 2, _SHARED["zip"].fileno()}
+        for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        import runpy
+
+        code = 0
+        try:
+            runpy.run_path(payload, run_name="__main__")
+        except SystemExit as ex:
+            code = _exit_status(ex.code)
+    except BaseException:  # noqa: B036 - as the interpreter does: the traceback on stderr, status 1
+        traceback.print_exc()
+        code = 1
+    try:
+        if "threading" in sys.modules:
+            threading = sys.modules["threading"]
+            for thread in threading.enumerate():
+                if thread is not threading.current_thread() and not thread.daemon:
+                    thread.join()
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: B036
+        traceback.print_exc()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The exit status of SystemExit(code), as the interpreter makes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(f"{code}\n")
+    except (OSError, ValueError):
+        pass
+    return 1
