@@ -29,7 +29,9 @@ alternating order, against localhost (ansible_connection=local):
    a plain command takes): its launch loop against the keyword's (the three launch loops take
    turns going first), and the memory per running job of every process besides the ``sleep``
    (the supervisor and the command module's process) against the keyword's (its two wrapper
-   processes and the same module's).
+   processes and the same module's). The memory jobs are one start of N jobs, which share their
+   module's imports (docs/architecture.md); the same N jobs started one per task, in a loop, as
+   N interpreters, are reported too.
 
 Tasks are timed by the bench_timer callback (benchmarks/callback_plugins): from the moment the
 strategy starts the task to the moment its final result arrives, so playbook start-up is not
@@ -76,6 +78,7 @@ SLEEP_KINDS = {
     "memory_switch": ("60", "7"),
     "launch_module": ("30", "8"),
     "memory_module": ("60", "9"),
+    "memory_module_loop": ("60", "0"),
 }
 
 TARGETS = {
@@ -313,7 +316,7 @@ def main_steps(index: int) -> list[str]:
         steps += [step, "reap"]
     steps += ["batch_detached", "reap"]
     steps += ordered(index, "wait_keyword", "wait_detached")
-    steps += ["memory_keyword", "memory_detached", "memory_module"]
+    steps += ["memory_keyword", "memory_detached", "memory_module", "memory_module_loop"]
     return steps
 
 
@@ -336,7 +339,7 @@ VARIANTS = [
     Variant("switch", PLAYBOOK, {"ANSIBLE_LIBRARY": KEYWORD_LIBRARY}, switch_steps),
 ]
 SIDES = ("keyword", "detached")
-MEMORY_SIDES = ("keyword", "detached", "switch", "module")
+MEMORY_SIDES = ("keyword", "detached", "switch", "module", "module_loop")
 
 
 def repeat_vars(opts: argparse.Namespace, ctx: dict[str, t.Any], steps: list[str], sleeps: dict[str, str], wait_dirs: dict[str, str]) -> dict[str, t.Any]:
@@ -549,6 +552,7 @@ def summarise(runs: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dic
         "memory_detached_processes_per_job": median(runs, "memory_detached", "processes_per_job"),
         "memory_keyword_all_kb": median(runs, "memory_keyword", f"{metric}_kb_per_job"),
         "memory_detached_all_kb": median(runs, "memory_detached", f"{metric}_kb_per_job"),
+        "memory_module_loop_all_kb": median(runs, "memory_module_loop", f"{metric}_kb_per_job"),
         "memory_metric": metric,
     }
     comps = [
@@ -601,7 +605,7 @@ def module_comparisons(runs: list[dict[str, t.Any]], metric: str) -> list[dict[s
         ),
         comparison(
             "memory_module",
-            f"module mode: memory per running job, all processes besides the command, MiB {metric.upper()}",
+            f"module mode: memory per running job (N jobs, one start), all processes besides the command, MiB {metric.upper()}",
             "MiB",
             [v / 1024 for v in values(runs, "memory_keyword", f"{metric}_kb_per_job")],
             [v / 1024 for v in values(runs, "memory_module", f"{metric}_kb_per_job")],
@@ -632,6 +636,16 @@ def table(results: dict[str, t.Any]) -> str:
         )
     rows.append(("floor: command /bin/true, s per item", fmt(med["floor_per_item"]), "", "", "", ""))
     metric = med["memory_metric"].upper()
+    rows.append(
+        (
+            f"module mode: memory per running job ({n} jobs, a start each), all processes besides the command, MiB {metric}",
+            fmt(med["memory_keyword_all_kb"] / 1024),
+            fmt(med["memory_module_loop_all_kb"] / 1024),
+            f"{ratio(med['memory_keyword_all_kb'], med['memory_module_loop_all_kb']):.1f}x",
+            "",
+            "",
+        )
+    )
     rows.append(
         (
             f"memory per running job, all processes besides the command, MiB {metric}",
