@@ -13,8 +13,10 @@ import errno
 import io
 import json
 import os
+import signal
 import sys
 import textwrap
+import time
 import typing as t
 import zipfile
 
@@ -22,6 +24,7 @@ import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
@@ -262,3 +265,59 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
     assert all(line["failed"] and "cannot start its supervisor: [Errno 11]" in line["msg"] for line in lines)
     assert js.SlotQueue(store, "s")._tickets() == []
     assert [name for name in os.listdir(store.path) if not name.startswith(".")] == []
+
+
+def test_in_process_jobs_are_killed_with_their_tree_even_without_their_supervisor(store: js.JobStore, tmp_path: t.Any) -> None:
+    """A kill request stops an in-process module job and what it started; so does a kill after its
+    supervisor died of kill -9 (the job's process then runs unsupervised, found by its record)."""
+    pids = tmp_path / "pids"
+    module = f"""
+        import os, subprocess, time
+        child = subprocess.Popen(["sleep", "300"])
+        with open({str(pids)!r} + str(os.getpid()), "w") as f:
+            f.write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(300)
+    """
+    text = payload(zip_b64(module=module))
+    jids = start(store, [module_spec(text, grace=1), module_spec(text, grace=1)])
+    metas = [raw_meta(store, jid) for jid in jids]
+
+    def tree(meta: dict) -> list[int]:
+        path = f"{pids}{meta['child_pid']}"
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) or len(open(path).read().split()) < 2:
+            assert time.monotonic() < deadline, "the module did not start"
+            time.sleep(0.02)
+        return [int(x) for x in open(path).read().split()]
+
+    trees = [tree(meta) for meta in metas]
+    starts = [{pid: proc.start_time(pid) for pid in pids_} for pids_ in trees]
+    assert all(tree_[0] == meta["child_pid"] for tree_, meta in zip(trees, metas))
+    for meta in metas:  # in-process: the job's process runs the supervisor's command line
+        with open(f"/proc/{meta['child_pid']}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1].endswith(b".pyz")
+
+    # the first: a kill request, handled by its supervisor
+    job, changed = ctl.kill(store, jids[0], wait=60)
+    assert changed and job["detached"]["state"] == js.KILLED
+    # the second: its supervisor is killed -9 first
+    os.kill(metas[1]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while proc.is_alive(metas[1]["pid"], metas[1]["pid_start"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    view = ctl.status(store, jids[1])
+    assert view["detached"]["state"] == js.VANISHED and "still running unsupervised" in view["msg"]
+    job, changed = ctl.kill(store, jids[1])
+    assert changed and job["detached"]["state"] == js.KILLED
+    for started in starts:
+        for pid, start_time in started.items():
+            deadline = time.monotonic() + 10
+            while proc.is_alive(pid, start_time):
+                assert time.monotonic() < deadline, f"process {pid} is still running"
+                time.sleep(0.02)
+
+
+def raw_meta(store: js.JobStore, jid: str) -> dict:
+    with open(store.job_path(jid)) as f:
+        return dict(json.load(f)["detached"])
