@@ -636,36 +636,24 @@ def table(results: dict[str, t.Any]) -> str:
         )
     rows.append(("floor: command /bin/true, s per item", fmt(med["floor_per_item"]), "", "", "", ""))
     metric = med["memory_metric"].upper()
+
+    def memory_row(title: str, keyword_kb: float, detached_kb: float) -> tuple[str, ...]:
+        """A memory row without a target: both medians in MiB and their ratio."""
+        return (title, fmt(keyword_kb / 1024), fmt(detached_kb / 1024), f"{ratio(keyword_kb, detached_kb):.1f}x", "", "")
+
     rows.append(
-        (
+        memory_row(
             f"module mode: memory per running job ({n} jobs, a start each), all processes besides the command, MiB {metric}",
-            fmt(med["memory_keyword_all_kb"] / 1024),
-            fmt(med["memory_module_loop_all_kb"] / 1024),
-            f"{ratio(med['memory_keyword_all_kb'], med['memory_module_loop_all_kb']):.1f}x",
-            "",
-            "",
+            med["memory_keyword_all_kb"],
+            med["memory_module_loop_all_kb"],
         )
     )
     rows.append(
-        (
-            f"memory per running job, all processes besides the command, MiB {metric}",
-            fmt(med["memory_keyword_all_kb"] / 1024),
-            fmt(med["memory_detached_all_kb"] / 1024),
-            f"{ratio(med['memory_keyword_all_kb'], med['memory_detached_all_kb']):.1f}x",
-            "",
-            "",
-        )
+        memory_row(f"memory per running job, all processes besides the command, MiB {metric}", med["memory_keyword_all_kb"], med["memory_detached_all_kb"])
     )
     if med["memory_metric"] == "pss":
         rows.append(
-            (
-                "memory per running job, all processes besides the command, MiB RSS",
-                fmt(med["memory_keyword_rss_kb"] / 1024),
-                fmt(med["memory_detached_rss_kb"] / 1024),
-                f"{ratio(med['memory_keyword_rss_kb'], med['memory_detached_rss_kb']):.1f}x",
-                "",
-                "",
-            )
+            memory_row("memory per running job, all processes besides the command, MiB RSS", med["memory_keyword_rss_kb"], med["memory_detached_rss_kb"])
         )
     rows.append(
         (
