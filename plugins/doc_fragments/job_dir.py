@@ -10,8 +10,13 @@ class ModuleDocFragment:
 options: {}
 notes:
   - Jobs live in the job directory of the user the task runs as, by default C(~/.ansible_async)
-    (the shell plugin's C(async_dir) option, as for the C(async) keyword). The directory is made
-    private (mode 0700) and every job file is 0600.
+    (the shell plugin's C(async_dir) option, as for the C(async) keyword). A directory the collection
+    creates is private (mode 0700) and every job file is 0600.
+  - The job directory must be the user's own and writable by no one else, and every directory above it
+    must belong to that user or root and be writable by no one else unless it has the sticky bit (as
+    C(/tmp)); a symlink, a shared directory such as C(/tmp/.ansible_async), or one of another user
+    (C(become) with a C(HOME) that stays the connecting user's) is refused with a message that says why.
+    The collection never changes the mode of a directory it did not create.
   - A job started with C(become) is found only by tasks that use the same C(become) and C(become_user).
   - Jobs started by ansible-core's C(async) keyword and by Mitogen are read too; they record no
     process id, so they cannot be killed and are never reported as vanished.

@@ -106,6 +106,82 @@ class CorruptJob(JobStoreError):
     pass
 
 
+class UnsafePath(CorruptJob):
+    """A job directory, or a file or directory in it, that another user could change (see
+    private_problem); the message names it and why. (A job whose file is refused reads as corrupt.)"""
+
+
+# How long a wait for a lock (the job directory's, a slot's) may take before it fails. A start
+# holds the directory's lock while its jobs are launched (each supervisor has 60 s to report).
+LOCK_WAIT = 120.0
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind_of(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "a device")
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd  # only here: a refusal is rare
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def private_problem(st: os.stat_result, want_dir: bool, others: int = 0o022) -> str | None:
+    """Why a file or directory (its lstat) is not private to this user, or None: it must be of the
+    kind wanted (never a symlink), owned by the effective user and without the write bits others."""
+    if not (stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)):
+        return f"it is not {'a directory' if want_dir else 'a regular file'} but {kind_of(st.st_mode)}"
+    if st.st_uid != os.geteuid():
+        return f"it is owned by {_owner(st.st_uid)}, not by you ({_owner(os.geteuid())})"
+    if st.st_mode & others:
+        return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def check_private(path: str, st: os.stat_result, want_dir: bool) -> None:
+    """Raise UnsafePath naming path and why, unless it is private to this user (see private_problem)."""
+    why = private_problem(st, want_dir)
+    if why is not None:
+        raise UnsafePath(f"{path} is not safe to use: {why}; another user could replace what the collection reads, runs or deletes there")
+
+
+def _ancestors(path: str) -> list[str]:
+    """The existing directories above path, from / down."""
+    found = []
+    parent = os.path.dirname(path)
+    while True:
+        found.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            return [p for p in reversed(found) if os.path.isdir(p)]
+        parent = up
+
+
+def ancestor_problem(path: str) -> str | None:
+    """Why another user could swap path by changing a directory above it, or None.
+
+    Each directory above it (as written and as resolved) must belong to this user or root, and be
+    writable by nobody else unless it has the sticky bit (as /tmp has: others cannot rename what
+    is ours in it). This is OpenSSH's StrictModes rule; it makes the path itself trustworthy, so
+    that what is run from it by path (a job's payload) cannot be swapped after the checks.
+    """
+    me = os.geteuid()
+    for parent in dict.fromkeys(_ancestors(path) + _ancestors(os.path.realpath(path))):
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if st.st_uid not in (0, me):
+            return f"the directory above it, {parent}, is owned by {_owner(st.st_uid)}, neither you nor root"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return f"the directory above it, {parent}, is writable by others without the sticky bit (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
 def _os_error(what: str, ex: OSError) -> str:
     return f"{what}: {ex.strerror or ex}"
 
@@ -183,24 +259,97 @@ class JobStore:
 
     def __init__(self, path: str, create: bool = True) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
+        self._shut = 0o022
         if create:
             self.ensure()
+        else:
+            self.check()
 
     # --- the directory -------------------------------------------------
-    def ensure(self) -> None:
-        """Create the directory 0700; tighten an existing one that we own."""
+    def _refuse(self, why: str) -> UnsafePath:
+        return UnsafePath(
+            f"job directory {self.path} is not safe to use: {why}; another user could read, replace or plant its files. "
+            "Use a private directory (yours, mode 0700, in a place only you and root can change), such as the default "
+            f"{DEFAULT_ASYNC_DIR} (the async_dir setting, ansible_async_dir)"
+        )
+
+    def check(self) -> bool:
+        """Raise UnsafePath unless the directory, where it exists, and every directory above it are
+        safe (see private_problem, ancestor_problem); whether it exists."""
+        why = ancestor_problem(self.path)
+        if why is not None:
+            raise self._refuse(why)
         try:
-            os.makedirs(self.path, mode=0o700, exist_ok=True)
-            st = os.stat(self.path)
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
         except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot create job directory {self.path}", ex)) from ex
-        if not stat.S_ISDIR(st.st_mode):
-            raise JobStoreError(f"job directory {self.path} is not a directory")
-        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            raise JobStoreError(_os_error(f"cannot read job directory {self.path}", ex)) from ex
+        why = "it is a symlink" if stat.S_ISLNK(st.st_mode) else private_problem(st, want_dir=True)
+        if why is not None:
+            raise self._refuse(why)
+        # The write bits a file in it must not have: those of the users who can enter the directory
+        # (ansible-core's own status files follow the umask, 0664 under umask 002, in a 0700 directory).
+        self._shut = (0o020 if st.st_mode & 0o010 else 0) | (0o002 if st.st_mode & 0o001 else 0)
+        return True
+
+    def open_file(self, path: str, what: str) -> int | None:
+        """A read-only descriptor of a file of the job directory, or None when it is missing.
+
+        Never follows a symlink nor blocks on a fifo; a file that is not a regular file of this
+        user, or that others who can enter the directory could write, is refused (UnsafePath)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as ex:
+            if ex.errno == errno.ELOOP:
+                raise UnsafePath(f"{what}: {path} is not safe to use: it is a symlink; refusing to follow it") from ex
+            raise JobStoreError(_os_error(f"{what}: cannot open {path}", ex)) from ex
+        st = os.fstat(fd)
+        why = private_problem(st, want_dir=False, others=self._shut)
+        if why is not None:
+            os.close(fd)
+            raise UnsafePath(f"{what}: {path} is not safe to use: {why}")
+        return fd
+
+    def ensure(self) -> None:
+        """Create the directory 0700 where it is missing. An existing one is used as it is when it is
+        safe (see check), and refused, never changed, when it is not."""
+        if self.check():
+            return
+        missing = [self.path]
+        while not os.path.lexists(os.path.dirname(missing[-1])):
+            missing.append(os.path.dirname(missing[-1]))
+        for path in reversed(missing):
+            # Each 0700 whatever the umask: made by us, below directories found safe (check).
             try:
-                os.chmod(self.path, 0o700)
+                os.mkdir(path, 0o700)
+                os.chmod(path, 0o700)
+            except FileExistsError:
+                pass  # another start made it at the same moment
             except OSError as ex:
-                raise JobStoreError(_os_error(f"cannot make job directory {self.path} private", ex)) from ex
+                raise JobStoreError(_os_error(f"cannot create job directory {self.path}", ex)) from ex
+        self.check()
+
+    def private_subdir(self, name: str, create: bool) -> str | None:
+        """A directory of the job directory (.names, .slots, a slot's): its path, once checked
+        private, or None when it is missing and not to be created."""
+        path = os.path.join(self.path, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if not create:
+                return None
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass
+            except OSError as ex:
+                raise JobStoreError(_os_error(f"cannot create {path}", ex)) from ex
+            st = os.lstat(path)
+        check_private(path, st, want_dir=True)
+        return path
 
     def job_path(self, jid: str) -> str:
         return os.path.join(self.path, validate_jid(jid))
@@ -257,20 +406,13 @@ class JobStore:
 
     def read_bytes(self, jid: str) -> bytes:
         path = self.job_path(jid)
+        fd = self.open_file(path, f"job {jid}")
+        if fd is None:
+            raise JobNotFound(f"job {jid}: no status file {path}")
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        except OSError as ex:
-            if ex.errno == errno.ENOENT:
-                raise JobNotFound(f"job {jid}: no status file {path}") from ex
-            if ex.errno == errno.ELOOP:
-                raise CorruptJob(f"job {jid}: {path} is a symlink; refusing to follow it") from ex
-            raise JobStoreError(_os_error(f"job {jid}: cannot open {path}", ex)) from ex
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise CorruptJob(f"job {jid}: {path} is not a regular file")
-            if st.st_size > _MAX_STATUS_BYTES:
-                raise CorruptJob(f"job {jid}: {path} is {st.st_size} bytes, more than a status file can be")
+            size = os.fstat(fd).st_size
+            if size > _MAX_STATUS_BYTES:
+                raise CorruptJob(f"job {jid}: {path} is {size} bytes, more than a status file can be")
             chunks = []
             while True:
                 chunk = os.read(fd, 1 << 20)
@@ -302,18 +444,11 @@ class JobStore:
         the job writing the file and the supervisor reading it at the end see no difference.
         """
         path = self.extra_path(jid, suffix)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
+        fd = self.open_file(path, f"job {jid}")
+        if fd is None:
             return None
-        except OSError as ex:
-            if ex.errno == errno.ELOOP:
-                raise CorruptJob(f"job {jid}: {path} is a symlink; refusing to follow it") from ex
-            raise JobStoreError(_os_error(f"job {jid}: cannot open {path}", ex)) from ex
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise CorruptJob(f"job {jid}: {path} is not a regular file")
             offset = max(0, st.st_size - max(1, max_bytes))
             data = os.pread(fd, st.st_size - offset, offset)
         except OSError as ex:
@@ -432,18 +567,23 @@ class JobStore:
     # --- names and locking ---------------------------------------------
     def names(self) -> list[str]:
         """Every name in the name index."""
-        try:
-            entries = os.listdir(os.path.join(self.path, NAMES_DIR))
-        except (FileNotFoundError, NotADirectoryError):
+        path = self.private_subdir(NAMES_DIR, create=False)
+        if path is None:
             return []
+        try:
+            entries = os.listdir(path)
         except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot list {os.path.join(self.path, NAMES_DIR)}", ex)) from ex
+            raise JobStoreError(_os_error(f"cannot list {path}", ex)) from ex
         return sorted(e for e in entries if is_name(e))
 
     def stale_name(self, name: str, gone: t.Collection[str] = ()) -> str | None:
-        """The index file of name if it points at no job (no status file, a job in gone, or no job id at all), else None."""
+        """The index file of name if it points at no job (no status file, a job in gone, or no job id at all), else None.
+
+        An entry that is not a regular file of this user is not stale: it is refused (UnsafePath)."""
         try:
             jid = self.name_get(name)
+        except UnsafePath:
+            raise
         except CorruptJob:
             return self._name_path(name)
         if jid is None or (jid not in gone and self.exists(jid)):
@@ -465,12 +605,14 @@ class JobStore:
     def name_get(self, name: str) -> str | None:
         """The newest job id recorded under name, or None."""
         path = self._name_path(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
+        if self.private_subdir(NAMES_DIR, create=False) is None:
             return None
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"job name {name!r}: cannot read {path}", ex)) from ex
+        try:
+            fd = self.open_file(path, f"job name {name!r}")
+        except UnsafePath as ex:
+            raise UnsafePath(f"{ex} (its index entry; remove it by hand if it is not yours)") from ex
+        if fd is None:
+            return None
         try:
             content = os.read(fd, 256).decode("ascii", errors="replace").strip()
         finally:
@@ -482,16 +624,8 @@ class JobStore:
 
     def name_set(self, name: str, jid: str) -> None:
         path = self._name_path(name)
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot create {os.path.dirname(path)}", ex)) from ex
+        self.private_subdir(NAMES_DIR, create=True)
         self._atomic_write(path, validate_jid(jid).encode("ascii"), f"job name {name!r}")
-
-    def name_clear(self, name: str, jid: str) -> None:
-        """Forget name, if it still points at jid."""
-        if self.name_get(name) == jid:
-            _unlink_quiet(self._name_path(name))
 
 
 class SlotTicket:
@@ -515,7 +649,12 @@ class SlotQueue:
 
     def __init__(self, store: JobStore, slot: str) -> None:
         self.slot = validate_name(slot, "slot name")
+        self.store = store
         self.dir = os.path.join(store.path, SLOTS_DIR, slot)
+
+    def _checked(self, create: bool) -> bool:
+        """Whether the slot's directory exists (created when asked), once it and .slots are checked private."""
+        return self.store.private_subdir(SLOTS_DIR, create) is not None and self.store.private_subdir(os.path.join(SLOTS_DIR, self.slot), create) is not None
 
     def _lock(self) -> _Lock:
         return _Lock(os.path.join(self.dir, LOCK_FILE))
@@ -524,8 +663,6 @@ class SlotQueue:
         """Ticket file names, first come first (the sequence number is zero-padded)."""
         try:
             entries = os.listdir(self.dir)
-        except FileNotFoundError:
-            return []
         except OSError as ex:
             raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot list {self.dir}", ex)) from ex
         return sorted(e for e in entries if _TICKET_RE.match(e))
@@ -533,11 +670,7 @@ class SlotQueue:
     def join(self, jid: str, info: Record) -> SlotTicket:
         """Queue jid: its ticket, created and locked atomically (info is written in it for people who look)."""
         validate_jid(jid)
-        try:
-            os.makedirs(os.path.dirname(self.dir), mode=0o700, exist_ok=True)
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot create {self.dir}", ex)) from ex
+        self._checked(create=True)
         with self._lock():
             tickets = self._tickets()
             seq = int(tickets[-1].split(".", 1)[0]) + 1 if tickets else 1
@@ -560,6 +693,8 @@ class SlotQueue:
 
     def ahead(self, ticket: SlotTicket) -> int | None:
         """How many live tickets are ahead of ticket (dead ones are removed on the way), or None if it is gone."""
+        if not self._checked(create=False):
+            return None
         with self._lock():
             count = 0
             for entry in self._tickets():
@@ -572,7 +707,7 @@ class SlotQueue:
 
     def sweep(self) -> list[str]:
         """Remove the tickets no process holds any more; returns their paths."""
-        if not os.path.isdir(self.dir):
+        if not self._checked(create=False):
             return []
         gone = []
         with self._lock():
@@ -586,12 +721,16 @@ class SlotQueue:
     def _held(path: str) -> bool:
         """Whether a process holds the ticket; one that nobody holds is removed (call under the slot's lock)."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return False
-        except OSError:
+        except OSError as ex:
+            if ex.errno == errno.ELOOP:
+                raise UnsafePath(f"{path} is not safe to use: it is a symlink, not a slot ticket") from ex
             return True  # cannot tell: count it, never start one too many
         try:
+            # (A ticket that is not this user's own could hold the slot for ever: refused, by name.)
+            check_private(path, os.fstat(fd), want_dir=False)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return True
@@ -613,20 +752,38 @@ class SlotQueue:
 
 
 class _Lock:
-    """flock on <async_dir>/.lock, held while job names are claimed."""
+    """flock on <async_dir>/.lock (or a slot's), held while job names are claimed or a slot's queue
+    is read; a wait for it fails after LOCK_WAIT seconds, naming the lock."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = -1
 
     def __enter__(self) -> _Lock:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except OSError as ex:
+            self.fd = os.open(self.path, flags, 0o600)
+            check_private(self.path, os.fstat(self.fd), want_dir=False)
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise JobStoreError(
+                            f"cannot lock {self.path}: another process has held it for {LOCK_WAIT:g} s (a start or prune that is "
+                            f"still running, or one that hangs: see fuser -v {self.path})"
+                        ) from None
+                    time.sleep(0.05)
+        except (OSError, JobStoreError) as ex:
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
+            if isinstance(ex, JobStoreError):
+                raise
+            if ex.errno == errno.ELOOP:
+                raise UnsafePath(f"{self.path} is not safe to use: it is a symlink; refusing to follow it") from ex
             raise JobStoreError(_os_error(f"cannot lock {self.path}", ex)) from ex
         return self
 

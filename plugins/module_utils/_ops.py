@@ -60,6 +60,7 @@ def status(params: dict, check_mode: bool = False) -> dict:
             files = store.files_of(jid)
             if not files:
                 raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
+            _refuse_running(store, jid)
             stopped = None if check_mode else _stop_leftovers(store, jid)
             removed = files if check_mode else store.remove(jid)
             result = {"changed": bool(removed), "ansible_job_id": jid, "erased": store.job_path(jid), "removed": removed}
@@ -90,11 +91,27 @@ def _tail_bytes(params: dict) -> int:
     return int(value) if value else js.TAIL_BYTES
 
 
+def _refuse_running(store: js.JobStore, jid: str) -> None:
+    """A cleanup of a job that still runs is refused: it would delete the output the job is
+    writing and free its name for a second copy, and its record would then read succeeded."""
+    try:
+        job = _control.status(store, jid, persist=False)
+    except js.JobStoreError:
+        return  # (a damaged status file: its files may go)
+    if not job["finished"]:
+        state = (job.get("detached") or {}).get("state") or js.RUNNING
+        raise js.JobStoreError(
+            f"job {jid} is still {state}; a cleanup would delete its output and free its name while it runs, so its files are "
+            "kept: kill it first (mode=kill, or wait with on_timeout=kill), then clean it up"
+        )
+
+
 def _stop_leftovers(store: js.JobStore, jid: str) -> str | None:
     """Before a cleanup: a vanished job's processes still running unsupervised are stopped.
 
     Once its files are gone nothing could find or kill them (ansible-core cleans up after every
-    poll task, a failed one included). Returns what was stopped, or None.
+    poll task, a failed one included). Returns what was stopped, or None; a process that cannot
+    be stopped safely (NotKillable) keeps the job's files, as the error says.
     """
     try:
         job = _control.status(store, jid)
@@ -105,6 +122,8 @@ def _stop_leftovers(store: js.JobStore, jid: str) -> str | None:
         return None
     try:
         dummy, changed = _control.kill(store, jid)
+    except js.NotKillable:
+        raise
     except js.JobStoreError:
         return None
     return f"its process {meta.get('child_pid')} (still running unsupervised)" if changed else None

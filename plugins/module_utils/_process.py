@@ -92,9 +92,16 @@ def is_alive(pid: object, start: object = None, boot: object = None) -> bool:
     return True
 
 
-def identity(pid: int) -> dict[str, t.Any]:
-    """What to record about a process so that it can be recognised later."""
-    return {"pid": pid, "start": start_time(pid)}
+def provable(pid: object, start: object = None, boot: object = None) -> bool:
+    """Whether pid is, provably, the process recorded as (pid, start, boot): the only processes a
+    job's record may have signalled. On Linux that needs its start time recorded and matched
+    (a record without one could name any process: another user's, or one that reused the id);
+    elsewhere, where ps may not give one, a live pid of this boot is trusted (docs/reliability.md)."""
+    if not is_alive(pid, start, boot):
+        return False
+    if not _IS_LINUX:
+        return True
+    return start is not None and start_time(pid) == start  # type: ignore[arg-type]
 
 
 def set_subreaper() -> bool:
@@ -188,9 +195,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_tree(
-    pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None, jid: str | None = None
-) -> list[int]:
+def kill_tree(pgid: int | None, root: int | None = None, grace: float = 5.0, reap: t.Callable[[], None] | None = None, jid: str | None = None) -> list[int]:
     """Kill a job's processes: the process group pgid and every descendant of root (but not root itself).
 
     SIGTERM first, then SIGKILL to whatever is left after grace seconds. root is the supervisor

@@ -361,8 +361,10 @@ def _prune_leftovers(paths: list[str], older: float, remove: _Remover) -> list[s
 def _prune_slots(store: js.JobStore, remove: _Remover, result: dict) -> None:
     """Remove the slot tickets of jobs that are gone (no process holds them); their paths go to result files."""
     try:
-        slots = sorted(os.listdir(os.path.join(store.path, js.SLOTS_DIR)))
-    except OSError:
+        top = store.private_subdir(js.SLOTS_DIR, create=False)
+        slots = sorted(os.listdir(top)) if top else []
+    except (OSError, js.JobStoreError) as ex:
+        remove.errors.append(str(ex))
         return
     for slot in slots:
         if not js.is_name(slot):
@@ -375,15 +377,21 @@ def _prune_slots(store: js.JobStore, remove: _Remover, result: dict) -> None:
 
 def _prune_names(store: js.JobStore, names: set[str], remove: _Remover, result: dict) -> None:
     """Remove name index entries (of the given names, or all) that point at no job; their paths go to result files."""
+    gone_jids = set(result["removed"]) if remove.check_mode else set()
     try:
-        gone_jids = set(result["removed"]) if remove.check_mode else set()
-        for name in store.names():
-            if names and name not in names:
-                continue
+        every = store.names()
+    except js.JobStoreError as ex:
+        remove.errors.append(str(ex))
+        return
+    for name in every:
+        if names and name not in names:
+            continue
+        try:
             stale = store.stale_name(name, gone_jids)
             if stale is not None and not remove.check_mode:
                 stale = store.name_remove_stale(name)  # again under the lock: a start may be claiming the name
-            if stale is not None:
-                result["files"].append(stale)
-    except js.JobStoreError as ex:
-        remove.errors.append(str(ex))
+        except js.JobStoreError as ex:  # (an entry that is not a file of this user's: reported by name, left alone)
+            remove.errors.append(str(ex))
+            continue
+        if stale is not None:
+            result["files"].append(stale)

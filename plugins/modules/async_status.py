@@ -28,14 +28,16 @@ options:
   mode:
     description:
       - V(status) returns the job's status (its result once finished).
-      - V(cleanup) removes the job's status file and every other file of the job, whatever its state.
+      - V(cleanup) removes the job's status file and every other file of the job once it has ended.
+        A job that still runs is kept (its output, status and name) and the task fails: kill it first.
       - V(kill) stops the job and its whole process tree, records it as V(killed) and returns the final status.
         Killing a job that already finished changes nothing.
       - With V(kill) the task fails only when the job could not be stopped; the job's own outcome
         is in RV(detached) (C(state) V(killed), or how it ended before) and RV(job_failed).
       - A running job started by ansible-core's C(async) keyword (without keyword mode) or by Mitogen's
         cannot be killed safely (no process start time is recorded), so V(kill) fails with a message that
-        says so, with RV(finished=false), and the job goes on.
+        says so, with RV(finished=false), and the job goes on. On Linux the same holds for any record
+        whose process start time is missing: no signal is sent to a process that cannot be proven to be the job's.
     type: str
     choices: [status, cleanup, kill]
     default: status

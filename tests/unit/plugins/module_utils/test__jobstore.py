@@ -143,22 +143,57 @@ def test_directory_created_private(tmp_path: t.Any) -> None:
     assert _mode(store.path) == 0o700
 
 
-def test_existing_open_directory_is_tightened(tmp_path: t.Any) -> None:
+def test_existing_directory_others_cannot_write_is_used_unchanged(tmp_path: t.Any) -> None:
     path = tmp_path / "jobs"
     path.mkdir()
     os.chmod(path, 0o755)
-    js.JobStore(str(path))
-    assert _mode(str(path)) == 0o700
+    store = js.JobStore(str(path))
+    store.write(JID, {"started": True, "finished": False})
+    assert _mode(str(path)) == 0o755  # never changed: the collection tightens only what it created
+    assert _mode(store.job_path(JID)) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o722])
+def test_directory_others_can_write_is_refused_unchanged(tmp_path: t.Any, mode: int) -> None:
+    path = tmp_path / "jobs"
+    path.mkdir()
+    os.chmod(path, mode)
+    for create in (True, False):
+        with pytest.raises(js.UnsafePath, match=f"job directory {path} is not safe to use: it is writable by others \\(mode {mode:04o}\\).*private directory"):
+            js.JobStore(str(path), create=create)
+    assert _mode(str(path)) == mode and os.listdir(path) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory to another user")
-def test_directory_of_another_user_is_left_alone(tmp_path: t.Any) -> None:
+def test_directory_of_another_user_is_refused_unchanged(tmp_path: t.Any) -> None:
     path = tmp_path / "jobs"
     path.mkdir()
-    os.chmod(path, 0o755)
+    os.chmod(path, 0o700)
     os.chown(path, 65534, 65534)
-    js.JobStore(str(path))
-    assert _mode(str(path)) == 0o755
+    with pytest.raises(js.UnsafePath, match="is owned by uid 65534.*not by you"):
+        js.JobStore(str(path))
+    assert _mode(str(path)) == 0o700 and os.stat(path).st_uid == 65534
+
+
+def test_symlinked_directory_is_refused(tmp_path: t.Any) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    os.symlink(real, tmp_path / "jobs")
+    with pytest.raises(js.UnsafePath, match="is a symlink"):
+        js.JobStore(str(tmp_path / "jobs"))
+    assert os.listdir(real) == []
+
+
+def test_directory_under_a_parent_others_can_write_is_refused(tmp_path: t.Any) -> None:
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    os.chmod(parent, 0o777)  # no sticky bit: anyone could rename the job directory away
+    with pytest.raises(js.UnsafePath, match=f"the directory above it, {parent}, is writable by others without the sticky bit"):
+        js.JobStore(str(parent / "a" / "jobs"))
+    assert os.listdir(parent) == []  # checked before anything is created
+    os.chmod(parent, 0o1777)  # as /tmp: what is ours in it cannot be renamed by others
+    store = js.JobStore(str(parent / "a" / "jobs"))
+    assert _mode(str(parent / "a")) == 0o700 and _mode(store.path) == 0o700
 
 
 def test_create_false_does_not_create(tmp_path: t.Any) -> None:
@@ -559,12 +594,6 @@ def test_name_index(store: js.JobStore) -> None:
     store.name_set("web", HEX)
     assert store.name_get("web") == HEX
     assert store.names() == ["web"]
-    store.name_clear("web", JID)  # not the current job: kept
-    assert store.name_get("web") == HEX
-    store.name_clear("web", HEX)
-    assert store.name_get("web") is None
-    assert store.names() == []
-    store.name_clear("web", HEX)  # already gone: no error
     assert not [e for e in os.listdir(os.path.join(store.path, ".names")) if e.endswith(".tmp")]
     assert [e for e in os.listdir(store.path) if e.endswith(".tmp")] == []
 

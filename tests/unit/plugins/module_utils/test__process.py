@@ -72,7 +72,7 @@ def test_start_time_of_a_real_child(child: subprocess.Popen) -> None:
     assert stat[stat.rfind(")") + 2 :].split()[19] == start
     assert proc.start_time(child.pid) == start  # stable
     assert int(start) >= int(proc.start_time(os.getpid()) or 0)  # started after this process
-    assert proc.identity(child.pid) == {"pid": child.pid, "start": start}
+    assert proc.provable(child.pid, start) and not proc.provable(child.pid, None) and not proc.provable(child.pid, str(int(start) + 1))
 
 
 @needs_linux
