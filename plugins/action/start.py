@@ -10,6 +10,7 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.detached.jobs.plugins.module_utils._ids import LIMITS, MAX_SECONDS, limit_problem
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
@@ -59,8 +60,6 @@ _DEFAULTS = {
     "total_timeout": 0,
     "queue_timeout": 0,
 }
-# The smallest value of each number option (the others are 0 or more).
-_MINIMA = {"backoff": 1, "slot_limit": 1}
 _SLACK = 30  # seconds a poll waits beyond the job's own limit and grace
 
 
@@ -76,12 +75,15 @@ class ActionModule(ActionBase):
             mutually_exclusive=[_WHAT + ["jobs"], ["args", "cmd"], ["args", "argv"], ["args", "jobs"]],
             required_one_of=[_WHAT + ["jobs"]],
         )
-        if args["poll"] < 0:
-            raise AnsibleActionFail(f"poll must be 0 or more, got {args['poll']}")
+        error = _limit_error("the task", "poll", args["poll"], self._task.args.get("poll"))
+        if error:
+            raise AnsibleActionFail(error)
+        if args["jobs"] is not None and not args["jobs"]:
+            raise AnsibleActionFail("jobs is empty: give at least one job (a module with its args, a cmd or an argv), or leave the task out")
         if args["cleanup"] and not args["poll"]:
             raise AnsibleActionFail("cleanup needs poll > 0: a job that is not waited for keeps its files until it is collected")
         batch = args["jobs"] is not None
-        wanted = args["jobs"] if batch else [{k: args[k] for k in _JOB_OPTIONS}]
+        wanted: list = list(args["jobs"] or []) if batch else [{k: args[k] for k in _JOB_OPTIONS}]
         check = bool(self._task.check_mode)
         try:
             specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
@@ -123,9 +125,7 @@ class ActionModule(ActionBase):
             return _DEFAULTS.get(key) if value is None else value
 
         spec: dict[str, t.Any] = {key: opt(key) for key in _PASSED}
-        for key, value in spec.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < _MINIMA.get(key, 0):
-                raise AnsibleActionFail(f"{where}: {key} must be {_MINIMA.get(key, 0)} or more, got {value}")
+        self._check_limits(where, spec, i if batch else None)
 
         def given(key: str) -> bool:
             return job.get(key) not in (None, False) or (batch and args.get(key) not in (None, False))
@@ -167,6 +167,23 @@ class ActionModule(ActionBase):
             spec.update({"module": module} if check else built)
         return spec
 
+    def _check_limits(self, where: str, spec: dict, i: int | None) -> None:
+        """Refuse a number option out of its bounds, before anything is sent to the host."""
+        for key in LIMITS:
+            if spec.get(key) is not None:
+                error = _limit_error(where, key, spec[key], self._given(key, i))
+                if error:
+                    raise AnsibleActionFail(error)
+
+    def _given(self, key: str, i: int | None) -> t.Any:
+        """An option as the task gave it (jobs[i]'s own, else the top level's), before the argument
+        spec converted it: true to 1.0 for a float option, 1.5e30 to a whole number for an int one."""
+        raw = self._task.args
+        jobs = raw.get("jobs")
+        if i is not None and isinstance(jobs, list) and i < len(jobs) and isinstance(jobs[i], dict) and jobs[i].get(key) is not None:
+            return jobs[i][key]
+        return raw.get(key)
+
     def _poll(self, jobs: list[dict], specs: list[dict], args: dict, task_vars: dict, batch: bool) -> dict:
         limits = [_longest(spec) for spec in specs]
         timeout = 0 if 0 in limits else max(limits) + max(spec.get("grace") or 0 for spec in specs) + _SLACK
@@ -195,11 +212,26 @@ def _longest(spec: dict) -> float:
     if not spec.get("timeout"):
         return 0
     retries = spec.get("retries") or 0
-    delays = 0.0
-    for n in range(1, retries + 1):
-        wait = spec["retry_delay"] * spec["backoff"] ** (n - 1)
-        delays += min(wait, spec["retry_max_delay"]) if spec.get("retry_max_delay") else wait
+    delays, wait = 0.0, float(spec["retry_delay"])
+    for _attempt in range(retries):
+        # Each delay at most MAX_SECONDS, as the supervisor has it: a growing delay never overflows.
+        delays += min(wait, spec.get("retry_max_delay") or MAX_SECONDS)
+        wait = min(wait * spec["backoff"], MAX_SECONDS)
     return queue + spec["timeout"] * (retries + 1) + delays + (spec.get("grace") or 0) * retries
+
+
+def _limit_error(where: str, key: str, value: t.Any, raw: t.Any) -> str | None:
+    """Why value (raw: as the task gave it) is no valid key, or None (see _ids.limit_problem)."""
+    if isinstance(raw, (int, float)):  # true is no number, even where the argument spec made it 1.0
+        value = raw
+    shown = raw.strip() if isinstance(raw, str) else repr(value)  # the value as written: 1.5e30, not its 31 digits
+    why = limit_problem(key, value)
+    if why is None:
+        return None
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and value < LIMITS[key][1]:
+        note = LIMITS[key][3]
+        return f"{where}: {key} must be {LIMITS[key][1]} or more, got {shown}{'; ' + note if note else ''}"
+    return f"{where}: invalid {key} {shown}: {why}"
 
 
 def _check_names(specs: list[dict]) -> None:

@@ -209,11 +209,11 @@ class JobSpec:
         self.style = spec.get("style") or "new"
         self.args_data = spec.get("args_data")
         self.chdir = spec.get("chdir")
-        self.timeout = spec.get("timeout") or 0
-        self.grace = spec.get("grace", 5)
-        self.output_limit = spec.get("output_limit")
-        self.if_running = spec.get("if_running") or "attach"
         given = {k: v for k, v in spec.items() if v is not None}
+        self.timeout = given.get("timeout", 0)
+        self.grace = given.get("grace", 5)
+        self.output_limit = spec.get("output_limit")  # None: the supervisor's default (16 MiB)
+        self.if_running = spec.get("if_running") or "attach"
         self.retries = given.get("retries", 0)
         self.retry_delay = given.get("retry_delay", 5)
         self.backoff = given.get("backoff", 1)
@@ -231,10 +231,11 @@ class JobSpec:
             js.validate_name(self.name)
         if self.slot is not None:
             js.validate_name(self.slot, "slot name")
-        for key in ("retries", "retry_delay", "backoff", "retry_max_delay", "total_timeout", "slot_limit", "queue_timeout"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < (1 if key in ("slot_limit", "backoff") else 0):
-                raise LaunchError(f"job {self.label}: invalid {key} {value!r}: a number, {'at least 1' if key in ('slot_limit', 'backoff') else '0 or more'}")
+        for key in _ids.LIMITS:
+            value = getattr(self, key, None)
+            problem = None if key in ("output_limit", "poll") and value is None else _ids.limit_problem(key, value)
+            if problem:
+                raise LaunchError(f"job {self.label}: invalid {key} {value!r}: {problem}")
 
     @property
     def label(self) -> str:
@@ -642,7 +643,9 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     if js.is_finished(record) and not (meta.get("state") == js.VANISHED and (child_alive(meta) or proc.marked(jid))):
         return js.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")
-    if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), meta.get("boot_id")):
+    boot = meta.get("boot_id")
+    if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), boot):
+        _refuse_unproven(jid, "its supervisor", pid, meta.get("pid_start"), boot)
         try:
             os.kill(pid, 15)
         except OSError as ex:
@@ -658,6 +661,8 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
             os.kill(pid, 9)
         except OSError:
             pass
+    if child_alive(meta):
+        _refuse_unproven(jid, "its process", meta.get("child_pid"), meta.get("child_start"), boot)
     # The supervisor (the subreaper) is gone: the job's group, and its processes found by their
     # marker, setsid escapees included.
     proc.kill_tree(meta.get("child_pid") if child_alive(meta) else None, root=None, grace=grace, jid=jid)
@@ -668,6 +673,16 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     record = js.final_record(jid, store.job_path(jid), {"msg": "the job was killed on request (its supervisor did not handle it)"}, meta, js.KILLED)
     store.write(jid, record)
     return js.view(jid, store.job_path(jid), record), True
+
+
+def _refuse_unproven(jid: str, what: str, pid: object, start: object, boot: object) -> None:
+    """Raise NotKillable unless pid is provably the process the record names (see proc.provable)."""
+    if not proc.provable(pid, start, boot):
+        raise js.NotKillable(
+            f"job {jid}: {what} (pid {pid}) cannot be told apart from another process that has the same id: its record "
+            f"{'has no start time for it' if start is None else 'names another start time'}; no signal was sent. Stop it on the "
+            "host if it is yours"
+        )
 
 
 def _unlink(path: str) -> None:

@@ -100,3 +100,55 @@ def state_of(record: Record) -> str:
             return TIMEOUT
         return FAILED
     return SUCCEEDED
+
+
+# The largest number of seconds any limit of a job may have (timeout, grace, total_timeout,
+# queue_timeout, retry_delay, retry_max_delay; the start action's poll): 10 years. Checked by the
+# start action and again on the host (_control.JobSpec, keyword mode's async), before anything
+# starts: signal.setitimer and the supervisor's time arithmetic must not overflow (a larger value
+# used to crash the supervisor after the job had started, leaving it running unsupervised), and
+# no record may hold an infinite or meaningless time.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+# The largest output_limit, in bytes (1 GiB): the supervisor loads that much output, and holds it
+# a few times over while it builds the result (docs/reliability.md); beyond what a read can take
+# at once, it would crash after the job ended, without recording a result.
+MAX_OUTPUT_LIMIT = 1024 * 1024 * 1024
+# The largest retries, slot_limit and backoff: every attempt's record stays in the status file
+# (rewritten at each change), a slot of more jobs at once than that limits nothing, and a delay
+# that grows faster than that per attempt reaches MAX_SECONDS within a few attempts anyway.
+MAX_COUNT = 1000
+
+# The number options of a job (and the start action's poll): (unit, least, most, a note). The one
+# table of their bounds: the start action checks them before anything is sent, the host again
+# (_control.JobSpec: the async_wrapper module can be called directly), both with limit_problem.
+LIMITS = {
+    "timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
+    "grace": ("seconds", 0, MAX_SECONDS, ""),
+    "output_limit": ("bytes", 1, MAX_OUTPUT_LIMIT, "leave it out for the default (16 MiB)"),
+    "retries": ("", 0, MAX_COUNT, ""),
+    "retry_delay": ("seconds", 0, MAX_SECONDS, ""),
+    "backoff": ("", 1, MAX_COUNT, ""),
+    "retry_max_delay": ("seconds", 0, MAX_SECONDS, "0 means no maximum"),
+    "total_timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
+    "slot_limit": ("", 1, MAX_COUNT, ""),
+    "queue_timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
+    "poll": ("seconds", 0, MAX_SECONDS, "0 means the task does not wait"),
+}
+_SPANS = {"seconds": " (10 years)", "bytes": " (1 GiB)"}
+
+
+def limit_problem(key: str, value: object) -> str | None:
+    """What is wrong with value as the number option key (see LIMITS), or None: booleans, inf and
+    nan, and values out of bounds are refused."""
+    unit, least, most, note = LIMITS[key]
+    of, units = (f" of {unit}", f" {unit}") if unit else ("", "")
+    if isinstance(value, bool):
+        return f"a number{of}, not a boolean"
+    if not isinstance(value, (int, float)):
+        return f"a number{of}"
+    if value != value or abs(value) == float("inf"):
+        return f"a finite number{of}"
+    if least <= value <= most:
+        return None
+    bound = f"{least} or more{units}" if value < least else f"at most {most}{units}{_SPANS.get(unit, '')}"
+    return f"{bound}; {note}" if note else bound

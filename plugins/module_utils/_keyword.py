@@ -79,6 +79,9 @@ class Invocation:
 
     def job_spec(self) -> _control.JobSpec:
         """The job to launch: the module file (and its arguments file) become the job's payload."""
+        if self.limit > ids.MAX_SECONDS:
+            # Refused before anything starts (and, in launch, the task's tmp dir removed): the supervisor could not arm it.
+            raise KeywordError(f"invalid async {self.limit}: at most {ids.MAX_SECONDS} seconds (10 years)")
         try:
             with open(self.module_path, "rb") as f:
                 payload = f.read()
@@ -108,12 +111,24 @@ class Invocation:
 
 
 def builtin_deadline(limit: int) -> int:
-    """When ansible-core's own wrapper stops a job of this async limit, in seconds.
+    """When ansible-core's own wrapper stops a job of this async limit, in seconds (0: never).
 
     It checks every 5 seconds (every limit/2 below that), so a job of a limit above 5 runs until
     the next multiple of 5: async 6 gives 10 s. Keyword mode keeps that, so that a playbook tuned
     against ansible-core's wrapper is not cut short; detached.timeout shows the limit applied.
+
+    A limit of 0 or less means no limit, as in ansible-core. It wraps a task in its async_wrapper
+    whenever async is not 0 (`wrap_async = self._task.async_val ...` in action/normal.py and
+    command.py, so async: -1 too), but polls it only when async > 0 (task_executor.py
+    `if self._task.async_val > 0`): the task returns the started job. From 2.18 on, its wrapper's
+    watcher sets its step to limit/2 for a limit of 5 or less (the rule above) and, for a negative
+    one, dies in time.sleep(-0.5) (ValueError): the module runs to its end with no limit and its
+    result is written as usual. (2.16 and 2.17, checking every 5 s whatever the limit, killed it at
+    their second check, 10 s in, as they did any limit of 5 or less.) 0 is never wrapped (the task
+    runs without async); given by hand, it means no limit too.
     """
+    if limit <= 0:
+        return 0
     if limit <= 5:
         return limit
     return -(-limit // 5) * 5

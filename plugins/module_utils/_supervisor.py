@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
@@ -33,6 +34,8 @@ ATTEMPT_TAIL_LINES = 10
 ATTEMPT_TAIL_BYTES = 2048
 QUEUE_TIMEOUT = "queue_timeout"
 TOTAL_TIMEOUT = "total_timeout"
+# Why the job was stopped when its time limit could not be armed (see Supervisor._arm).
+UNARMED = "unarmed"
 
 
 def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
@@ -79,6 +82,7 @@ class Supervisor:
         self.killed = False  # SIGTERM came: no more attempts, whatever else happens
         self.stopped: str | None = None  # the stop that actually ended the job
         self.alarm_for: str = js.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
+        self.unarmed: str | None = None  # why the limit could not be armed (the job is then stopped)
         self.waiting = False
         self.child = 0
         # A module job run in-process by a process forked from here (its payload's path; see
@@ -295,6 +299,9 @@ class Supervisor:
         elif self.stopped == js.KILLED:
             state = js.KILLED
             result["msg"] = "the job was killed on request"
+        elif self.stopped == UNARMED:
+            state = js.FAILED
+            result["msg"] = f"{self.unarmed}; it was stopped (SIGTERM, then SIGKILL after {self.grace:g}s) rather than left running without a limit"
         elif sig is not None:
             name = proc.signal_name(sig)
             if sig == signal.SIGKILL:
@@ -333,13 +340,14 @@ class Supervisor:
 
     def _retry_wait(self, state: str) -> float | None:
         """Seconds to wait after the attempts so far before the next one, or None when the job is not run again."""
-        if len(self.attempts) > self.retries or self.killed:
+        if len(self.attempts) > self.retries or self.killed or self.stopped == UNARMED:
             return None
         if state == js.TIMEOUT and not (self.retry_on_timeout and self.stopped == js.TIMEOUT):
             return None
         if state not in (js.FAILED, js.VANISHED, js.TIMEOUT):
             return None
-        wait = retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay)
+        # At most MAX_SECONDS: a delay that grew beyond any bound (backoff) is no infinite retry_at in the record.
+        wait = min(retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay), ids.MAX_SECONDS)
         if self.total_timeout and self.first_started is not None and time.time() + wait >= self.first_started + self.total_timeout:
             return None
         return wait
@@ -498,7 +506,13 @@ class Supervisor:
             left.append((self.first_started + self.total_timeout - time.time(), TOTAL_TIMEOUT))
         if left:
             seconds, self.alarm_for = min(left)
-            signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+            try:
+                signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+            except Exception as ex:  # noqa: BLE001 - OverflowError, ValueError, ItimerError: the job must not run on without its limit
+                # Stopped at once by _wait_child (as a timeout would be) and recorded failed, saying why.
+                self.unarmed = f"the supervisor could not arm the job's time limit ({self.alarm_for} {seconds:g}s: {type(ex).__name__}: {ex})"
+                if self.reason is None:
+                    self.reason = UNARMED
 
     def _base_meta(self, queued_at: float) -> dict:
         me = os.getpid()

@@ -58,7 +58,10 @@ options:
         default: attach
         choices: [attach, fail, restart]
       timeout:
-        description: Time limit in seconds, V(0) for none.
+        description:
+          - Time limit in seconds, V(0) for none.
+          - At most V(315360000) (10 years), as are all the options in seconds. Every number option is
+            checked before any job starts; a value out of its bounds, a boolean, infinity or NaN fails, naming the option.
         type: int
         default: 0
       grace:
@@ -66,10 +69,10 @@ options:
         type: int
         default: 5
       output_limit:
-        description: Bytes of output kept in the result.
+        description: Bytes of output kept in the result, V(1) to V(1073741824) (1 GiB); unset, 16 MiB. V(0) is refused.
         type: int
       retries:
-        description: How many times a failed job is run again.
+        description: How many times a failed job is run again (at most V(1000)).
         type: int
         default: 0
       retry_delay:
@@ -77,7 +80,7 @@ options:
         type: float
         default: 5
       backoff:
-        description: The factor the delay grows by after each attempt.
+        description: The factor the delay grows by after each attempt (V(1) to V(1000)).
         type: float
         default: 1
       retry_max_delay:
@@ -96,7 +99,7 @@ options:
         description: A host-side slot to queue the job for.
         type: str
       slot_limit:
-        description: How many jobs of the slot run at once.
+        description: How many jobs of the slot run at once (V(1) to V(1000)).
         type: int
         default: 1
       queue_timeout:

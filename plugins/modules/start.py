@@ -79,6 +79,10 @@ options:
     description:
       - Hard time limit of the job in seconds; when it is reached the job is stopped with its whole
         process tree and recorded as V(timeout). V(0) means no limit.
+      - At most V(315360000) (10 years), as are all the options in seconds (O(grace), O(retry_delay),
+        O(retry_max_delay), O(total_timeout), O(queue_timeout), O(poll)). Every number option is checked
+        before anything starts; a value out of its bounds, a boolean, V(.inf) or V(.nan) fails the task,
+        naming the option and the value.
       - Default V(3600).
     type: int
   grace:
@@ -90,6 +94,7 @@ options:
     description:
       - Bytes of the job's output kept in its result. Output beyond it stays in a file next to the
         job (its path is in RV(detached.files)), so the supervisor's memory stays bounded.
+      - V(1) to V(1073741824) (1 GiB); V(0) is refused (leave the option out for the default).
       - Default V(16777216) (16 MiB).
     type: int
   retries:
@@ -102,6 +107,7 @@ options:
         records every attempt (start, end, rc, signal, state, msg, the last 10 lines of its stdout and stderr).
       - A timeout is not retried (unless O(retry_on_timeout)), a kill never is; O(detached.jobs.async_status#module:mode=kill)
         during a delay ends the job as V(killed) with no more attempts. The job reads V(running) during its delays.
+      - At most V(1000).
       - Default V(0).
     type: int
     version_added: 1.1.0
@@ -114,7 +120,7 @@ options:
   backoff:
     description:
       - The factor the delay grows by after each attempt (delay number N is O(retry_delay) * O(backoff) ** (N - 1)),
-        at most O(retry_max_delay). V(1) keeps it constant.
+        at most O(retry_max_delay). V(1) keeps it constant. At most V(1000); a delay never grows beyond 10 years.
       - Needs O(retries). Default V(1).
     type: float
     version_added: 1.1.0
@@ -154,7 +160,7 @@ options:
     version_added: 1.1.0
   slot_limit:
     description:
-      - How many jobs of O(slot) may run at once on the host (1 or more). Jobs of one slot should use the
+      - How many jobs of O(slot) may run at once on the host (1 to 1000). Jobs of one slot should use the
         same limit; each job counts with its own.
       - Needs O(slot). Default V(1).
     type: int
@@ -173,6 +179,7 @@ options:
         O(output_limit), O(retries), O(retry_delay), O(backoff), O(retry_max_delay), O(retry_on_timeout),
         O(total_timeout), O(slot), O(slot_limit), O(queue_timeout); options given at the top level are
         defaults for every element.
+      - An empty list fails the task (C(jobs is empty)).
     type: list
     elements: dict
     suboptions:
