@@ -18,26 +18,42 @@ skip_rc=77   # a stage or cell that cannot run here (an interpreter is missing) 
 
 # selected NAME [GROUP]: NAME is to run (no names given, or NAME or GROUP among them).
 selected() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* || " ${only[*]} " == *" ${2:-none} "* ]]; }
-# report NAME RC SECONDS [WHY]: the one line of a stage or cell, and the counts.
+# report NAME RC SECONDS CPU [WHY]: the one line of a stage or cell, and the counts. CPU: the CPU
+# seconds (user + system) of all it ran (see with_cpu).
 report() {
-  local name=$1 rc=$2 secs=$3 why=${4:-} result
+  local name=$1 rc=$2 secs=$3 cpu=$4 why=${5:-} result
   if [ "$rc" -eq 0 ]; then result=passed; passed=$((passed+1))
   elif [ "$rc" -eq $skip_rc ]; then result=skipped; skipped=$((skipped+1))
   else result=FAILED; failed=$((failed+1)); failures+=("$name"); fi
-  echo "=== $name: $result ($secs s)${why:+: $why}"
-  timings+=("$name ${secs}s")
+  echo "=== $name: $result ($secs s, $cpu CPU-s)${why:+: $why}"
+  timings+=("$name ${secs}s/${cpu}cpu")
 }
-# stage [-g GROUP] NAME FUNCTION ARGS...: run a stage in the foreground.
+# with_cpu FILE COMMAND...: run COMMAND in a subshell that then writes the CPU seconds of all it
+# ran (every process it waited for, and theirs) to FILE; its exit code is COMMAND's.
+with_cpu() {
+  local file=$1; shift
+  (
+    "$@"; rc=$?
+    times > "$file.times"   # (not in a pipeline: there it would run in a subshell of its own)
+    awk 'NR == 2 { n = split($0, t, " "); s = 0; for (i = 1; i <= n; i++) { split(t[i], p, "m"); s += p[1] * 60 + p[2] } printf "%d\n", s + 0.5 }' "$file.times" > "$file"
+    rm -f "$file.times"
+    exit $rc
+  )
+}
+# logs_of NAME: where the whole log of a stage is kept (a cell's: .build/matrix/NAME.log).
+logs_of() { echo "$root/.build/logs/$1.log"; }
+# stage [-g GROUP] NAME FUNCTION ARGS...: run a stage in the foreground; its log is kept (logs_of).
 stage() {
   local group=none; [ "$1" = -g ] && { group=$2; shift 2; }
   local name=$1; shift
   selected "$name" "$group" || return 0
   echo "=== stage: $name"
-  local t0=$SECONDS out rc
-  out=$(mktemp); "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
-  report "$name" "$rc" $((SECONDS-t0)) "$(skip_reason "$rc" "$out")"
+  local t0=$SECONDS out rc cpu
+  mkdir -p .build/logs; out=$(logs_of "$name"); cpu=$(mktemp)
+  with_cpu "$cpu" "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
+  report "$name" "$rc" $((SECONDS-t0)) "$(cat "$cpu")" "$(skip_reason "$rc" "$out")"
   [ "$rc" -eq 0 ] || [ "$rc" -eq $skip_rc ] || first_failure "$name" "$out"
-  rm -f "$out"
+  rm -f "$cpu"
 }
 # first_failure NAME LOG: a line naming the first failed task of LOG (and the task it was in), kept
 # for the end of the run: the last lines are what a CI summary shows.
@@ -49,7 +65,7 @@ first_failure() {
     /^(TASK \[|PLAY RECAP)/ { if (found) exit; task = $0 }
     /^(fatal|failed): |^FATAL:|^ERROR: / { if (!found) found = (task ? task " " : "") substr($0, 1, 400) }
     END { if (found) print found }' "$2")
-  causes+=("$1: ${line:-no failed task in its log (see above)}")
+  causes+=("$1: ${line:-no failed task in its log}; whole log: $2; its last lines:" "$(tail -n 15 "$2" | sed 's/^/    /')")
 }
 # skip_reason RC LOG: the reason a skipped stage or cell gave ("skipping ..." line), else nothing.
 skip_reason() { [ "$1" -eq $skip_rc ] && grep -m1 -o 'skipping .*' "$2"; }
@@ -150,10 +166,11 @@ own_pids() {
 # a time, and each is reported at the end with its own result and run time.
 # A subset of targets for the host Pythons that get no full run (see matrix_cells).
 core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
-# Targets of host-side features (live output, retries, slots) that run where the host code meets
-# the oldest and the newest Python (3.8 under 2.19, 3.13 under 2.21) and in the main stage (3.11),
-# not in the cells of the other ansible-core versions, whose controller code they share.
-host_feature_targets=(live_output retries slots)
+# Targets of host-side features (live output, retries, slots, the hardening against other local
+# users) that run where the host code meets the oldest and the newest Python (3.8 under 2.19, 3.13
+# under 2.21) and in the main stage (3.11), not in the cells of the other ansible-core versions,
+# whose controller code they share.
+host_feature_targets=(live_output retries slots security_shared_dir)
 # matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first (but for keyword-core).
 # Every managed-host Python gets the whole suite once: 3.11 (the main stage), 3.8 (2.19, the last
 # ansible-core that supports it), 3.9 (2.17), 3.10 (2.16), 3.12 (2.20 on its controller Python),
@@ -218,8 +235,8 @@ cell_host_python() {
 cell_run() {
   local name=$1 start rc; shift
   start=$(date +%s)
-  "$@" > ".build/matrix/$name.log" 2>&1; rc=$?
-  echo "$rc $start $(date +%s)" > ".build/matrix/$name.tmp" && mv ".build/matrix/$name.tmp" ".build/matrix/$name.done"
+  with_cpu ".build/matrix/$name.cpu" "$@" > ".build/matrix/$name.log" 2>&1; rc=$?
+  echo "$rc $start $(date +%s) $(cat ".build/matrix/$name.cpu" 2>/dev/null || echo '?')" > ".build/matrix/$name.tmp" && mv ".build/matrix/$name.tmp" ".build/matrix/$name.done"
 }
 # matrix_lane: take cells from the queue until it is empty.
 matrix_lane() {
@@ -241,7 +258,7 @@ matrix_start() {
 matrix_result() {
   local name=$1 log=.build/matrix/$1.log rc start end
   while [ ! -f ".build/matrix/$name.done" ]; do sleep 2; done
-  read -r rc start end < ".build/matrix/$name.done"
+  read -r rc start end cpu < ".build/matrix/$name.done"
   echo "=== cell: $name ($log)"
   grep -E '\[(DEPRECATION )?WARNING\]' "$log" | sort | uniq -c | sort -rn | head -n 20
   if [ "$rc" -ne 0 ] && [ "$rc" -ne $skip_rc ]; then
@@ -252,7 +269,7 @@ matrix_result() {
     [ "$(id -u)" -ne 0 ] || dmesg 2>/dev/null | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 5
     first_failure "$name" "$log"
   fi
-  report "$name" "$rc" $((end-start)) "$(skip_reason "$rc" "$log")"
+  report "$name" "$rc" $((end-start)) "$cpu" "$(skip_reason "$rc" "$log")"
 }
 # ssh_suite [VENV]: real SSH test hosts (network namespaces, one sshd and login user each:
 # tests/hosts/hosts.sh) with the ansible-core of VENV (default .venv). Their Pythons: 3.11, 3.8 and
@@ -337,7 +354,7 @@ fi
 echo "stage timings: ${timings[*]}"
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed stages: ${failures[*]}"
-  printf 'first failure of %s\n' "${causes[@]}"
+  printf 'first failure of %s\n%s\n' "${causes[@]}"
 fi
 echo "suite: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -55,7 +55,11 @@ _TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
 # A slot's ticket: '<12-digit sequence number>.<jid>'
 _TICKET_RE = re.compile(r"\A[0-9]{12}\." + JID_PATTERN + r"\Z")
 # Files that belong to a job: <jid>.<suffix>
-SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr")
+SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr", "kill")
+# '<jid>.kill': why a kill was asked for, one short line ("because the wait timed out after 30s
+# (wait on_timeout: kill)"), left by the kill before it signals the supervisor, which puts it in the
+# job's record; without it, the record says "on request".
+_KILL_REASON_MAX = 512
 # A module attempt's temporary directory (its TMPDIR, outside the job directory), named in the
 # job's running record as "tmpdir" while the attempt runs: '<TMPDIR>/detached.jobs-<jid>-<attempt>'.
 TMPDIR_PREFIX = "detached.jobs-"
@@ -259,7 +263,7 @@ class JobStore:
 
     def __init__(self, path: str, create: bool = True) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
-        self._shut = 0o022
+        self._status_bits = 0o022
         if create:
             self.ensure()
         else:
@@ -288,16 +292,17 @@ class JobStore:
         why = "it is a symlink" if stat.S_ISLNK(st.st_mode) else private_problem(st, want_dir=True)
         if why is not None:
             raise self._refuse(why)
-        # The write bits a file in it must not have: those of the users who can enter the directory
-        # (ansible-core's own status files follow the umask, 0664 under umask 002, in a 0700 directory).
-        self._shut = (0o020 if st.st_mode & 0o010 else 0) | (0o002 if st.st_mode & 0o001 else 0)
+        # The write bits a status file in it must not have: ansible-core's own status files follow
+        # the umask (0664 under umask 002), harmless where the group cannot enter the directory.
+        self._status_bits = 0o002 | (0o020 if st.st_mode & 0o010 else 0)
         return True
 
-    def open_file(self, path: str, what: str) -> int | None:
+    def open_file(self, path: str, what: str, others: int = 0o022) -> int | None:
         """A read-only descriptor of a file of the job directory, or None when it is missing.
 
         Never follows a symlink nor blocks on a fifo; a file that is not a regular file of this
-        user, or that others who can enter the directory could write, is refused (UnsafePath)."""
+        user, or that has one of the write bits others (by default: group or world writable),
+        is refused (UnsafePath). The collection writes every file 0600."""
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
@@ -307,7 +312,7 @@ class JobStore:
                 raise UnsafePath(f"{what}: {path} is not safe to use: it is a symlink; refusing to follow it") from ex
             raise JobStoreError(_os_error(f"{what}: cannot open {path}", ex)) from ex
         st = os.fstat(fd)
-        why = private_problem(st, want_dir=False, others=self._shut)
+        why = private_problem(st, want_dir=False, others=others)
         if why is not None:
             os.close(fd)
             raise UnsafePath(f"{what}: {path} is not safe to use: {why}")
@@ -406,7 +411,7 @@ class JobStore:
 
     def read_bytes(self, jid: str) -> bytes:
         path = self.job_path(jid)
-        fd = self.open_file(path, f"job {jid}")
+        fd = self.open_file(path, f"job {jid}", others=self._status_bits)
         if fd is None:
             raise JobNotFound(f"job {jid}: no status file {path}")
         try:
@@ -508,6 +513,31 @@ class JobStore:
             except JobStoreError:
                 pass
         return removed
+
+    def set_kill_reason(self, jid: str, reason: str) -> None:
+        """Leave why jid is being killed (see SUFFIXES); best effort."""
+        path = self.extra_path(jid, "kill")
+        _unlink_quiet(path)
+        try:
+            self.create_private(path, reason.encode("utf-8", "replace")[:_KILL_REASON_MAX])
+        except JobStoreError:
+            pass
+
+    def kill_reason(self, jid: str) -> str | None:
+        """Why the kill of jid was asked for, as one line, or None."""
+        try:
+            fd = self.open_file(self.extra_path(jid, "kill"), f"job {jid}")
+        except JobStoreError:
+            return None
+        if fd is None:
+            return None
+        try:
+            data = os.read(fd, _KILL_REASON_MAX)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return " ".join(data.decode("utf-8", "replace").split()) or None
 
     def remove_extra(self, jid: str, suffixes: t.Iterable[str]) -> None:
         for suffix in suffixes:

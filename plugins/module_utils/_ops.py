@@ -24,10 +24,17 @@ _TICK = 0.05
 _LIVENESS_EVERY = 1.0
 _MISSING_GRACE = 2.0
 
-BECOME_HINT = (
-    " A job is looked up in the job directory of the user the task runs as:"
-    " if it was started with become (or another become_user), query it with the same become."
-)
+# Why a job has no status file, as far as the host can tell: it cannot tell a job that was removed
+# from one that was never there (nothing is kept of a removed job).
+REMOVED_HINT = "it was removed (async_status mode=cleanup, cleanup of wait or start, prune) or never started on this host"
+# Said only when where the job was started is not known (a bare job id, a name): a job lives in the
+# job directory of the user it was started as.
+BECOME_HINT = ", or started as another user (then query it with the become and become_user of the task that started it)"
+
+
+def missing_msg(jid: str, path: str, hint: str | None = None) -> str:
+    """The message for a job id with no status file at path; hint: why (default: removed, never started here, or another user)."""
+    return f"could not find job: job {jid}: no status file {path}: {hint or REMOVED_HINT + BECOME_HINT}"
 
 
 def _fail(msg: str, **extra: t.Any) -> dict:
@@ -53,9 +60,11 @@ def status(params: dict, check_mode: bool = False) -> dict:
     jid = params["jid"]
     mode = params.get("mode") or "status"
     fail = dict(ansible_job_id=jid, started=True, finished=True)
+    path = None
     try:
         js.validate_jid(jid)
         store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+        path = store.job_path(jid)
         if mode == "cleanup":
             files = store.files_of(jid)
             if not files:
@@ -79,7 +88,7 @@ def status(params: dict, check_mode: bool = False) -> dict:
             result["tail"] = _control.tail(store, jid, job, int(params["tail"]), _tail_bytes(params))
         return result
     except js.JobNotFound as ex:
-        return _fail(f"could not find job: {ex}.{BECOME_HINT}", **fail)
+        return _fail(missing_msg(jid, path) if path else f"could not find job: {ex}", **fail)
     except js.NotKillable as ex:
         return _fail(str(ex), ansible_job_id=jid, started=True, finished=False)
     except js.JobStoreError as ex:
@@ -168,12 +177,12 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
             seen[jid] = mtime
             try:
                 view = _control.status(store, jid, persist=persist)
-            except js.JobNotFound as ex:
+            except js.JobNotFound:
                 if now - start_ < _MISSING_GRACE and now < deadline:
                     waiting_for_missing = True
                     seen.pop(jid, None)
                     continue
-                errors[jid] = f"could not find job: {ex}.{BECOME_HINT}"
+                errors[jid] = missing_msg(jid, store.job_path(jid))
                 changed = bad = True
                 continue
             except js.JobStoreError as ex:
@@ -195,9 +204,29 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
         time.sleep(_TICK)
 
 
+def kill_reason(params: dict) -> str | None:
+    """Why the wait kills, for the jobs' records: its _mode kill comes with the wait's own on_timeout
+    (kill), and fail_fast true when the wait stopped early because a job did not succeed, else
+    timeout, the wait's timeout that passed. None (the record says "on request") otherwise."""
+    if params.get("on_timeout") != "kill":
+        return None
+    if params.get("fail_fast"):
+        return "because another job did not succeed and the wait stopped early (wait fail_fast and on_timeout: kill)"
+    if params.get("timeout"):
+        return f"because the wait timed out after {float(params['timeout']):g}s (wait on_timeout: kill)"
+    return None
+
+
 def wait(params: dict, check_mode: bool = False) -> dict:
-    """The host side of detached.jobs.wait: params _jids, names, _mode (wait|kill|cleanup), _block, _until, _tail, _async_dir."""
-    store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+    """The host side of detached.jobs.wait: params _jids, names, _mode (wait|kill|cleanup), _block, _until, _tail, _async_dir.
+
+    With _mode kill, the wait's on_timeout, fail_fast and timeout say why (see kill_reason).
+    The answer's "missing" lists the job ids that have no status file (their "errors" say so).
+    """
+    try:
+        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+    except js.JobStoreError as ex:  # (a job directory another user could change: refused, saying why)
+        return _fail(str(ex))
     errors: dict[str, str] = {}
     jids: list[str] = []
     for jid in params.get("_jids") or []:
@@ -214,7 +243,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
             continue
         resolved[name] = found
         if found is None:
-            errors[name] = f"no job named {name!r} in {store.path}.{BECOME_HINT}"
+            errors[name] = f"no job named {name!r} in {store.path}: {REMOVED_HINT.replace('it was', 'its job was')}{BECOME_HINT}"
         elif found not in jids:
             jids.append(found)
     result = {"changed": False, "errors": errors, "names": resolved, "async_dir": store.path}
@@ -224,6 +253,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
         block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
         views, errs = long_poll(store, jids, block, persist=not check_mode, until=str(params.get("_until") or "any"))
         errors.update(errs)
+        result["missing"] = [jid for jid, msg in errs.items() if msg == missing_msg(jid, store.job_path(jid))]
         lines = int(params.get("_tail") or 0)
         if lines:
             # The wait's progress display: the last line of each job still going (a few stat and read calls).
@@ -236,6 +266,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
         return dict(result, jobs=views)
     views = {}
     changed = False
+    reason = kill_reason(params)
     for jid in jids:
         try:
             if mode == "kill":
@@ -243,7 +274,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                     views[jid] = _control.status(store, jid, persist=False)
                     changed = changed or not views[jid]["finished"]
                     continue
-                views[jid], killed = _control.kill(store, jid)
+                views[jid], killed = _control.kill(store, jid, reason=reason)
                 changed = changed or killed
             else:
                 view = _control.status(store, jid, persist=not check_mode)

@@ -22,7 +22,7 @@ export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANS
 playbook_bin=${ANSIBLE_PLAYBOOK:-ansible-playbook}
 logs=${DJ_SSH_LOGS:-$root/.build/ssh-logs}
 case_timeout=${DJ_SSH_CASE_TIMEOUT:-300}
-CASES=(link_drop wait_drop become become_pipelining all_hosts watch_retry_slots counting)
+CASES=(link_drop wait_drop become become_pipelining all_hosts watch_retry_slots counting security_shared_dir)
 
 say() { echo "ssh-suite: $*"; }
 
@@ -73,6 +73,11 @@ case_become() { ANSIBLE_PIPELINING=false play become.yml; }
 case_become_pipelining() { ANSIBLE_PIPELINING=true play become.yml; }
 
 case_all_hosts() { play all_hosts.yml; }
+
+# Other local users attack root's jobs (the integration target security_shared_dir's tasks, become).
+# With pipelining: its ~80 remote calls per host then take about 50 s; through AnsiballZ and sudo
+# each, about 3 minutes.
+case_security_shared_dir() { ANSIBLE_PIPELINING=true play security_shared_dir.yml; }
 
 # The counting rule for 2 and for 12 jobs per host, and with rounds of 1 s (tests/ssh/counting.yml).
 case_counting() { play counting.yml -e dj_jobs=2 && play counting.yml -e dj_jobs=12 && play counting.yml -e dj_jobs=12 -e dj_poll=1; }

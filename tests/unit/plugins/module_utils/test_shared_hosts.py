@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -92,12 +93,9 @@ def test_name_entries_that_are_not_plain_files_are_reported_by_name(store: js.Jo
 
 def test_a_name_entry_others_can_write_is_refused(store: js.JobStore) -> None:
     store.name_set("x", JID)
-    os.chmod(os.path.join(store.path, ".names", "x"), 0o666)
-    assert store.name_get("x") == JID  # nobody else can enter a 0700 directory
-    os.chmod(store.path, 0o711)
-    os.chmod(os.path.join(store.path, ".names"), 0o711)
-    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0666\\)"):
-        js.JobStore(store.path).name_get("x")
+    os.chmod(os.path.join(store.path, ".names", "x"), 0o620)  # (the collection writes every file 0600)
+    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0620\\)"):
+        store.name_get("x")
 
 
 @pytest.mark.parametrize("sub", [".names", ".slots"])
@@ -144,9 +142,6 @@ def test_planted_job_files_are_refused(store: js.JobStore, tmp_path: t.Any, kind
     store.write(JID, {"started": True, "finished": True, "rc": 0, "detached": {"version": 1, "state": "succeeded", "files": {"stdout": "x"}}})
     path = store.extra_path(JID, "stdout")
     _plant(path, kind, tmp_path)
-    if kind == "writable":  # (only where others can enter the directory)
-        os.chmod(store.path, 0o711)
-        store = js.JobStore(store.path)
     with pytest.raises(js.UnsafePath, match=f"job {JID}: {path} is not safe to use"):
         store.output_tail(JID, "stdout", 10)
     result = _ops.status({"jid": JID, "_async_dir": store.path, "tail": 5})
@@ -169,15 +164,19 @@ def test_files_of_another_user_are_refused(store: js.JobStore, tmp_path: t.Any) 
         js.SlotQueue(store, "db").sweep()
 
 
-def test_status_files_of_the_umask_are_read_where_nobody_else_can_enter(tmp_path: t.Any) -> None:
-    """ansible-core's own status files follow the umask (0664 under umask 002): fine in a 0700
-    directory, refused where the group can enter."""
+def test_status_files_of_the_umask_are_read_where_the_group_cannot_enter(tmp_path: t.Any) -> None:
+    """ansible-core's own status files follow the umask (0664 under umask 002): read in a 0700
+    directory, refused where the group can enter; one that anybody can write, always refused."""
     store = js.JobStore(str(tmp_path / "jobs"))
     store.write(JID, {"started": True, "finished": True, "rc": 0})
     os.chmod(store.job_path(JID), 0o664)
     assert store.read(JID)["rc"] == 0
     os.chmod(store.path, 0o750)
     with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0664\\)"):
+        js.JobStore(store.path).read(JID)
+    os.chmod(store.path, 0o700)
+    os.chmod(store.job_path(JID), 0o666)
+    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0666\\)"):
         js.JobStore(store.path).read(JID)
 
 
@@ -253,3 +252,22 @@ def test_cleanup_of_a_running_job_is_refused(store: js.JobStore) -> None:
     finally:
         if store.exists(jid):
             ctl.kill(store, jid, wait=10)
+
+
+def test_every_operation_refuses_a_job_directory_others_can_write(tmp_path: t.Any) -> None:
+    path = tmp_path / "shared"
+    path.mkdir()
+    os.chmod(path, 0o1777)
+    calls = {
+        "start": lambda: _ops.start({"async_dir": str(path), "jobs": [{"argv": ["true"]}]}),
+        "status": lambda: _ops.status({"jid": JID, "_async_dir": str(path)}),
+        "kill": lambda: _ops.status({"jid": JID, "_async_dir": str(path), "mode": "kill"}),
+        "wait": lambda: _ops.wait({"_async_dir": str(path), "_jids": [JID], "names": ["web"]}),
+        "job_info": lambda: _query.job_info({"_async_dir": str(path)}),
+        "prune": lambda: _query.prune({"_async_dir": str(path), "older_than": "0s"}),
+    }
+    for what, call in calls.items():
+        result = call()
+        assert result["failed"], what
+        assert f"job directory {path} is not safe to use: it is writable by others (mode 1777)" in result["msg"], what
+    assert os.listdir(path) == [] and stat.S_IMODE(os.stat(path).st_mode) == 0o1777
