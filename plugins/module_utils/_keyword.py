@@ -158,14 +158,28 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
 
             shutil.rmtree(os.path.dirname(inv.module_path), ignore_errors=True)
         raise KeywordError(str(ex)) from ex
-    return {
+    return start_answer(inv, store.job_path(inv.jid), result.get("detached"))
+
+
+def start_answer(inv: Invocation, results_file: str, detached: dict | None) -> dict:
+    """The wrapper's answer: ansible-core's keys, and the job's `detached` record as it started.
+
+    A `poll: 0` task returns this answer as its result, so it carries `detached` as every other
+    keyword-mode result does (state `running`, the supervisor's pid, times, the limit applied);
+    that is also how a playbook (and detached.jobs.keyword_check) tells that the collection's
+    engine started the job, not ansible-core's own wrapper.
+    """
+    answer = {
         "failed": False,
         "started": True,
         "finished": False,
         "ansible_job_id": inv.jid,
-        "results_file": store.job_path(inv.jid),
+        "results_file": results_file,
         "_ansible_suppress_tmpdir_delete": not inv.preserve_tmp,
     }
+    if detached is not None:
+        answer["detached"] = detached
+    return answer
 
 
 def wrapper_main() -> None:

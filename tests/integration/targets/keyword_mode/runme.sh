@@ -5,7 +5,9 @@
 # Keyword mode, switched on as a user does it, then off:
 # 1. keyword_on.yml with the switch in an ansible.cfg (library = <collection>/keyword);
 # 2. env_switch.yml with the switch as ANSIBLE_LIBRARY;
-# 3. switch_off.yml with the switch off: ansible-core's own wrapper again.
+# 3. switch_off.yml with the switch off: ansible-core's own wrapper again;
+# 4. the check playbook detached.jobs.keyword_check with the switch on, with a wrong library path,
+#    with the collection missing from the collections path, and with both wrong.
 # (The 14 pattern playbooks in their keyword form: target keyword_patterns.)
 # ansible-test sets ANSIBLE_LIBRARY=/dev/null (which would override the ansible.cfg line), so it
 # is unset for the ansible.cfg runs.
@@ -32,4 +34,64 @@ ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -e "kw_tm
 echo "== keyword mode off"
 ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -e "kw_tmp=$kw_tmp" switch_off.yml "$@"
 
-echo "runme.sh: keyword mode on and off passed"
+# The check playbook (detached.jobs.keyword_check): passes with the switch on, and says what to set
+# when the library path is wrong (keyword mode silently off) or when ansible cannot find the
+# collection (the wrapper starts jobs that no async_status can read).
+# check WANT LOG ANSIBLE_LIBRARY ANSIBLE_COLLECTIONS_PATH PLAYBOOK: run it, keep its output; WANT 0:
+# it must pass, anything else: it must fail.
+check() {
+    local want=$1 log=$2 rc=0
+    ANSIBLE_LIBRARY=$3 ANSIBLE_COLLECTIONS_PATH=$4 ANSIBLE_ASYNC_DIR="$kw_tmp/jobs-check" \
+        ansible-playbook -i "$inventory" -e target=testhost "$5" "${@:6}" > "$log" 2>&1 || rc=$?
+    cat "$log"
+    if { [ "$want" = 0 ] && [ "$rc" != 0 ]; } || { [ "$want" != 0 ] && [ "$rc" = 0 ]; }; then
+        echo "runme.sh: $5 exited $rc" >&2
+        return 1
+    fi
+}
+# expect LOG TEXT: the output holds TEXT (fixed string).
+expect() {
+    grep -qF -- "$2" "$1" || { echo "runme.sh: no '$2' in the output of the check" >&2; return 1; }
+}
+# no_job_files: the check leaves no job files behind.
+no_job_files() {
+    local f
+    for f in "$kw_tmp/jobs-check"/*; do
+        if [ -e "$f" ]; then
+            echo "runme.sh: the check left job files: $(ls -A "$kw_tmp/jobs-check")" >&2
+            return 1
+        fi
+    done
+}
+collections_dir=${collection%/ansible_collections/detached/jobs}
+
+echo "== keyword_check: keyword mode on"
+check 0 "$kw_tmp/check-on.log" "$collection/keyword" "$ANSIBLE_COLLECTIONS_PATH" detached.jobs.keyword_check "$@"
+expect "$kw_tmp/check-on.log" "keyword mode is ON on testhost"
+expect "$kw_tmp/check-on.log" "status file was mode 0600"
+no_job_files
+
+echo "== keyword_check: a library path that does not exist (keyword mode silently off)"
+check 2 "$kw_tmp/check-off.log" "$kw_tmp/nowhere/ansible_collections/detached/jobs/keyword" "$ANSIBLE_COLLECTIONS_PATH" detached.jobs.keyword_check "$@"
+expect "$kw_tmp/check-off.log" "keyword mode is OFF on testhost"
+expect "$kw_tmp/check-off.log" "its status file is mode 0644"
+expect "$kw_tmp/check-off.log" "library = $collection/keyword\`"
+expect "$kw_tmp/check-off.log" "ANSIBLE_LIBRARY=$collection/keyword for one run"
+no_job_files
+
+echo "== keyword_check: the right library, the collection missing from the collections path"
+mkdir "$kw_tmp/no-collections"
+check 2 "$kw_tmp/check-missing.log" "$collection/keyword" "$kw_tmp/no-collections" "$collection/playbooks/keyword_check.yml" "$@"
+expect "$kw_tmp/check-missing.log" "keyword mode is on but BROKEN on testhost"
+expect "$kw_tmp/check-missing.log" "unable to locate collection detached.jobs"
+expect "$kw_tmp/check-missing.log" "ANSIBLE_COLLECTIONS_PATH=$collections_dir:$kw_tmp/no-collections,"
+no_job_files
+
+echo "== keyword_check: both wrong"
+check 2 "$kw_tmp/check-both.log" /nowhere/keyword "$kw_tmp/no-collections" "$collection/playbooks/keyword_check.yml" "$@"
+expect "$kw_tmp/check-both.log" "keyword mode is OFF on testhost"
+expect "$kw_tmp/check-both.log" "ANSIBLE_LIBRARY=$collection/keyword for one run"
+expect "$kw_tmp/check-both.log" "ANSIBLE_COLLECTIONS_PATH=$collections_dir:$kw_tmp/no-collections,"
+no_job_files
+
+echo "runme.sh: keyword mode on and off, and the check, passed"

@@ -99,6 +99,7 @@ def test_binary_module_has_no_interpreter(tmp_path: Path) -> None:
 def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, store: js.JobStore) -> None:
     answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
     jid = answer["ansible_job_id"]
+    started = answer.pop("detached")
     assert answer == {
         "failed": False,
         "started": True,
@@ -107,6 +108,9 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
         "results_file": store.job_path(jid),
         "_ansible_suppress_tmpdir_delete": True,
     }
+    # A poll: 0 task returns this answer: it carries the job's record as it started, as every keyword-mode result does.
+    assert started["state"] in (js.RUNNING, js.SUCCEEDED) and started["module"] == "ping" and started["timeout"] == 60
+    assert isinstance(started["pid"], int) and started["started_at"] > 0
     view = wait_done(store, jid)
     assert not task_tmp.exists(), "the task's tmp dir goes when the job has ended"
     assert view["detached"]["state"] == js.SUCCEEDED and view["args"] == "data=pong"
@@ -133,6 +137,17 @@ def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, store: js.JobStor
     view = wait_done(store, answer["ansible_job_id"])
     assert view["detached"]["state"] == js.SUCCEEDED, view
     assert not task_tmp.exists()
+
+
+class _Inv:
+    jid = "j1.2"
+    preserve_tmp = True
+
+
+def test_start_answer_without_a_record_is_ansible_cores() -> None:
+    answer = kw.start_answer(t.cast(kw.Invocation, _Inv()), "/jobs/j1.2", None)
+    assert "detached" not in answer and answer["results_file"] == "/jobs/j1.2" and answer["_ansible_suppress_tmpdir_delete"] is False
+    assert kw.start_answer(t.cast(kw.Invocation, _Inv()), "/jobs/j1.2", {"state": "running"})["detached"] == {"state": "running"}
 
 
 def test_launch_of_a_missing_module_names_it(tmp_path: Path, store: js.JobStore) -> None:
@@ -220,6 +235,7 @@ def test_wrapper_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, fo
     assert res.returncode == 0, res.stderr
     answer = json.loads(res.stdout)
     assert answer["started"] and not answer["finished"] and answer["ansible_job_id"].startswith("j123456789.")
+    assert answer["detached"]["version"] == 1 and answer["detached"]["timeout"] == 30
     store = js.JobStore(str(tmp_path / "jobs"), create=False)
     try:
         done = wait_done(store, answer["ansible_job_id"])
