@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import shlex
 import typing as t
 
@@ -157,6 +159,7 @@ class ActionModule(ActionBase):
             if not module:
                 raise AnsibleActionFail(f"{where}: give module (with args), cmd or argv")
             module_args = job.get("args") or {}
+            _check_module_args(where, module, module_args, self._task.collections)
             # Built in check mode too, so that a module that does not exist fails there as well.
             try:
                 built = build_module_job(self, module, module_args, task_vars)
@@ -232,6 +235,88 @@ def _limit_error(where: str, key: str, value: t.Any, raw: t.Any) -> str | None:
         note = LIMITS[key][3]
         return f"{where}: {key} must be {LIMITS[key][1]} or more, got {shown}{'; ' + note if note else ''}"
     return f"{where}: invalid {key} {shown}: {why}"
+
+
+# The options each module documents (with their aliases), or None where that cannot be known;
+# read once per module per process (a start task runs in a process of its own: once per task).
+_DOCUMENTED: dict[tuple[str, tuple[str, ...]], frozenset[str] | None] = {}
+
+
+def _documented_options(module: str, collections: t.Any) -> frozenset[str] | None:
+    """The option names (aliases included) module's documentation lists, or None: not found, not a
+    Python module, no documentation, or no options section (then its arguments are not checked here)."""
+    key = (module, tuple(str(c) for c in collections or ()))
+    if key in _DOCUMENTED:
+        return _DOCUMENTED[key]
+    found: frozenset[str] | None = None
+    try:
+        from ansible.plugins.loader import fragment_loader, module_loader
+        from ansible.utils.plugin_docs import get_docstring
+
+        ctx = module_loader.find_plugin_with_context(module, collection_list=list(key[1]) or None)
+        path = ctx.plugin_resolved_path if ctx.resolved else None
+        if isinstance(path, str) and path.endswith(".py"):
+            try:
+                doc = _read_doc(path, fragment_loader)
+            except Exception:  # noqa: BLE001 - then the slow way, which says what is wrong
+                doc = None
+            if doc is None:
+                doc = get_docstring(path, fragment_loader, is_module=True)[0]
+            options = doc.get("options") if isinstance(doc, dict) else None
+            if isinstance(options, dict):
+                names = set()
+                for name, spec in options.items():
+                    names.add(str(name))
+                    aliases = spec.get("aliases") if isinstance(spec, dict) else None
+                    if isinstance(aliases, (list, tuple)):
+                        names.update(str(a) for a in aliases)
+                found = frozenset(names)
+    except Exception:  # noqa: BLE001 - documentation that cannot be read is no reason to refuse a job: the module checks its arguments itself
+        found = None
+    _DOCUMENTED[key] = found
+    return found
+
+
+_DOC_RE = re.compile(r"""^DOCUMENTATION\s*=\s*[rR]?(\"\"\"|\'\'\')(.*?)\1""", re.S | re.M)
+
+
+def _read_doc(path: str, fragment_loader: t.Any) -> dict | None:
+    """A module's DOCUMENTATION with its fragments, read the quick way: only that string, found by
+    its assignment, parsed with libyaml (about 7 ms where ansible-core's get_docstring, which parses
+    the whole module and its EXAMPLES and RETURN, takes 20 to 40); None when this cannot be done."""
+    import yaml
+    from ansible.utils.plugin_docs import add_fragments
+
+    with open(path, encoding="utf-8") as f:
+        found = _DOC_RE.search(f.read())
+    if found is None:
+        return None
+    doc = yaml.load(found.group(2), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    if not isinstance(doc, dict):
+        return None
+    add_fragments(doc, path, fragment_loader=fragment_loader, is_module=True)
+    return doc
+
+
+def _check_module_args(where: str, module: str, module_args: t.Any, collections: t.Any) -> None:
+    """Refuse, before anything starts, arguments that module does not document (a typo such as cmdd):
+    else the start would report changed and the job fail later. Internal keys (_raw_params...) pass."""
+    if not isinstance(module_args, dict) or not module_args:
+        return
+    known = _documented_options(module, collections)
+    if known is None:
+        return
+    unknown = sorted(str(k) for k in module_args if not str(k).startswith("_") and str(k) not in known)
+    if not unknown:
+        return
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        named.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise AnsibleActionFail(
+        f"{where}: unsupported parameter{'s' if len(unknown) > 1 else ''} for module {module}: {', '.join(named)}; nothing was started. "
+        f"Supported parameters, as the module documents them: {', '.join(sorted(known)) or 'none'}"
+    )
 
 
 def _check_names(specs: list[dict]) -> None:

@@ -11,8 +11,8 @@ class ModuleDocFragment:
 options:
   _async_dir:
     description:
-      - Internal. The job directory, set by the action plugin from the connection's C(async_dir)
-        (the C(ansible_async_dir) variable). Tasks cannot set it.
+      - Internal, not an option of the task (set by the action plugin from the connection's C(async_dir),
+        the C(ansible_async_dir) variable; a task that sets it fails). The job directory.
     type: path
     default: ~/.ansible_async
 """

@@ -18,6 +18,11 @@ notes:
     (C(become) with a C(HOME) that stays the connecting user's) is refused with a message that says why.
     The collection never changes the mode of a directory it did not create.
   - A job started with C(become) is found only by tasks that use the same C(become) and C(become_user).
+    A job that is not found is reported as removed (cleanup, prune) or never started on this host;
+    M(detached.jobs.wait) names C(become) only when the job was started in another job directory.
   - Jobs started by ansible-core's C(async) keyword and by Mitogen are read too; they record no
-    process id, so they cannot be killed and are never reported as vanished.
+    process id, so they cannot be killed and are never reported as vanished. The exception is keyword
+    mode (the collection's C(keyword/) directory first in the module search path, see the collection's
+    C(docs/keyword.md)), where C(async:) tasks run on the collection's own supervisor, so their jobs
+    can be killed and are reported as vanished like those of M(detached.jobs.start).
 """

@@ -622,8 +622,21 @@ def child_alive(meta: dict) -> bool:
     return proc.is_alive(meta.get("child_pid"), meta.get("child_start"), meta.get("boot_id"))
 
 
-def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict, bool]:
-    """Kill a job and its whole process tree. Returns (final status, changed)."""
+def kill(store: js.JobStore, jid: str, wait: float | None = None, reason: str | None = None) -> tuple[dict, bool]:
+    """Kill a job and its whole process tree. Returns (final status, changed).
+
+    reason: why, as the job's record is to say it ("the job was killed <reason>", e.g. "because
+    the wait timed out after 30s (wait on_timeout: kill)"); None: "on request". It reaches the
+    supervisor as the file '<jid>.kill', written before the signal (see _supervisor.killed_how).
+    """
+    try:
+        return _kill(store, jid, wait, reason)
+    finally:
+        if reason:
+            store.remove_extra(jid, ["kill"])
+
+
+def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) -> tuple[dict, bool]:
     record = store.read(jid)
     if not _ours(record):
         if js.is_finished(record):
@@ -646,6 +659,8 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     boot = meta.get("boot_id")
     if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), boot):
         _refuse_unproven(jid, "its supervisor", pid, meta.get("pid_start"), boot)
+        if reason:
+            store.set_kill_reason(jid, reason)
         try:
             os.kill(pid, 15)
         except OSError as ex:
@@ -670,7 +685,8 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None) -> tuple[dict,
     # The same keys as a record the supervisor writes; the exit code and signal are not known here.
     meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3), rc=None, signal=None)
     meta.setdefault("files", {})
-    record = js.final_record(jid, store.job_path(jid), {"msg": "the job was killed on request (its supervisor did not handle it)"}, meta, js.KILLED)
+    msg = f"the job was killed {reason or 'on request'} (its supervisor did not handle it)"
+    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, js.KILLED)
     store.write(jid, record)
     return js.view(jid, store.job_path(jid), record), True
 

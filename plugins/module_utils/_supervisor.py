@@ -36,6 +36,9 @@ QUEUE_TIMEOUT = "queue_timeout"
 TOTAL_TIMEOUT = "total_timeout"
 # Why the job was stopped when its time limit could not be armed (see Supervisor._arm).
 UNARMED = "unarmed"
+def killed_how(store: js.JobStore, jid: str) -> str:
+    """How a killed job's message says it was killed: why, when the kill said (JobStore.kill_reason), else "on request"."""
+    return store.kill_reason(jid) or "on request"
 
 
 def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
@@ -298,7 +301,7 @@ class Supervisor:
             )
         elif self.stopped == js.KILLED:
             state = js.KILLED
-            result["msg"] = "the job was killed on request"
+            result["msg"] = f"the job was killed {killed_how(self.store, self.jid)}"
         elif self.stopped == UNARMED:
             state = js.FAILED
             result["msg"] = f"{self.unarmed}; it was stopped (SIGTERM, then SIGKILL after {self.grace:g}s) rather than left running without a limit"
@@ -388,7 +391,7 @@ class Supervisor:
                     pass
                 return
         drop = [s for s in ("stdout", "stderr") if s not in keep]
-        self.store.remove_extra(self.jid, ["payload", "args", "pyz"] + drop)
+        self.store.remove_extra(self.jid, ["payload", "args", "pyz", "kill"] + drop)
 
     def _final_meta(self, ended: float, rc: int | None, sig: int | None, keep: dict) -> dict:
         started = self.first_started if self.first_started is not None else ended
@@ -450,7 +453,7 @@ class Supervisor:
         """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
         ended = time.time()
         if why == js.KILLED:
-            state, msg = js.KILLED, f"the job was killed on request while queued for slot {self.slot!r}; it never ran"
+            state, msg = js.KILLED, f"the job was killed {killed_how(self.store, self.jid)} while queued for slot {self.slot!r}; it never ran"
         elif why == QUEUE_TIMEOUT:
             state, msg = js.TIMEOUT, (
                 f"Timeout exceeded: the job waited longer than its queue_timeout of {self.queue_timeout:g}s for slot {self.slot!r} "
@@ -611,7 +614,7 @@ class Supervisor:
             if self.killed:
                 ended = time.time()
                 result["msg"] = (
-                    f"the job was killed on request in the delay before attempt {len(self.attempts) + 1}; no more attempts "
+                    f"the job was killed {killed_how(self.store, self.jid)} in the delay before attempt {len(self.attempts) + 1}; no more attempts "
                     f"(attempt {len(self.attempts)}: {result.get('msg') or state})"
                 )
                 state = js.KILLED

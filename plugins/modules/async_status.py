@@ -29,7 +29,7 @@ options:
     description:
       - V(status) returns the job's status (its result once finished).
       - V(cleanup) removes the job's status file and every other file of the job once it has ended.
-        A job that still runs is kept (its output, status and name) and the task fails: kill it first.
+        A job that still runs is kept (its output, status and name) and the task fails (kill it first).
       - V(kill) stops the job and its whole process tree, records it as V(killed) and returns the final status.
         Killing a job that already finished changes nothing.
       - With V(kill) the task fails only when the job could not be stopped; the job's own outcome
@@ -37,7 +37,7 @@ options:
       - A running job started by ansible-core's C(async) keyword (without keyword mode) or by Mitogen's
         cannot be killed safely (no process start time is recorded), so V(kill) fails with a message that
         says so, with RV(finished=false), and the job goes on. On Linux the same holds for any record
-        whose process start time is missing: no signal is sent to a process that cannot be proven to be the job's.
+        whose process start time is missing (no signal is sent to a process that cannot be proven to be the job's).
     type: str
     choices: [status, cleanup, kill]
     default: status
@@ -82,6 +82,13 @@ EXAMPLES = r"""
     cmd: sleep 5
   register: sleeper
 
+- name: What is it printing right now? (the last 5 lines of stdout and stderr, from their last 2 KiB)
+  detached.jobs.async_status:
+    jid: "{{ sleeper.ansible_job_id }}"
+    tail: 5
+    tail_bytes: 2048
+  register: now_printing
+
 - name: Check on it until it has finished
   detached.jobs.async_status:
     jid: "{{ sleeper.ansible_job_id }}"
@@ -94,12 +101,6 @@ EXAMPLES = r"""
   detached.jobs.async_status:
     jid: "{{ sleeper.ansible_job_id }}"
     mode: cleanup
-
-- name: What is it printing right now? (the last 5 lines of stdout and stderr)
-  detached.jobs.async_status:
-    jid: "{{ sleeper.ansible_job_id }}"
-    tail: 5
-  register: now_printing
 
 - name: Start another one and kill it
   detached.jobs.start:

@@ -106,6 +106,18 @@ EXAMPLES = r"""
     newer_than: 1d
   register: broken
 
+- name: Jobs running for more than two hours, with the last 3 lines of their output (at most 1 KiB of each stream)
+  detached.jobs.job_info:
+    states: [running]
+    older_than: 2h
+    tail: 3
+    tail_bytes: 1024
+  register: long_running
+
+- name: The jobs started earlier, by id
+  detached.jobs.job_info:
+    jids: "{{ broken.jobs | map(attribute='ansible_job_id') | list }}"
+
 - name: The migration job with its full result
   detached.jobs.job_info:
     names: [migration]

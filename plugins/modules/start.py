@@ -45,6 +45,9 @@ options:
   args:
     description:
       - Arguments of O(module).
+      - Checked at the start against the options (and aliases) the module documents, on the controller;
+        an option it does not document fails the task before any job starts, naming it. A module without
+        documented options is not checked; it checks its arguments when it runs.
     type: dict
   cmd:
     description:
@@ -72,9 +75,9 @@ options:
       - V(attach) returns the running job unchanged (RV(attached=true), not changed).
       - V(fail) fails the task. V(restart) kills the running job (and its process tree) and starts a new one.
       - Two tasks starting the same name at the same moment start one job.
-      - Default V(attach).
     type: str
     choices: [attach, fail, restart]
+    default: attach
   timeout:
     description:
       - Hard time limit of the job in seconds; when it is reached the job is stopped with its whole
@@ -83,20 +86,25 @@ options:
         O(retry_max_delay), O(total_timeout), O(queue_timeout), O(poll)). Every number option is checked
         before anything starts; a value out of its bounds, a boolean, V(.inf) or V(.nan) fails the task,
         naming the option and the value.
-      - Default V(3600).
     type: int
+    default: 3600
   grace:
     description:
       - Seconds between SIGTERM and SIGKILL when the job is stopped (time limit or kill).
-      - Default V(5).
     type: int
+    default: 5
   output_limit:
     description:
-      - Bytes of the job's output kept in its result. Output beyond it stays in a file next to the
-        job (its path is in RV(detached.files)), so the supervisor's memory stays bounded.
-      - V(1) to V(1073741824) (1 GiB); V(0) is refused (leave the option out for the default).
-      - Default V(16777216) (16 MiB).
+      - Bytes of the job's output kept in its result, for each of stdout and stderr. The last
+        O(output_limit) bytes are kept (the end of the output, where errors usually are); when a stream was
+        longer, its RV(stdout) (or RV(stderr)) starts with a line that says how many bytes were left out and
+        names the file next to the job that keeps the whole stream (also in RV(detached.files)), so the
+        supervisor's memory stays bounded.
+      - A module job whose module printed more than O(output_limit) bytes fails (its JSON result cannot be read
+        from a part of it); its raw output is kept in the file named by the result's C(msg).
+      - V(1) to V(1073741824) (1 GiB, V(16777216) is 16 MiB); V(0) is refused (leave the option out for the default).
     type: int
+    default: 16777216
   retries:
     description:
       - How many times a failed job is run again (rc not 0, or the module's C(failed); a job whose
@@ -108,41 +116,46 @@ options:
       - A timeout is not retried (unless O(retry_on_timeout)), a kill never is; O(detached.jobs.async_status#module:mode=kill)
         during a delay ends the job as V(killed) with no more attempts. The job reads V(running) during its delays.
       - At most V(1000).
-      - Default V(0).
     type: int
+    default: 0
     version_added: 1.1.0
   retry_delay:
     description:
       - Seconds between a failed attempt and the next; multiplied by O(backoff) after each attempt.
-      - Needs O(retries). Default V(5).
+      - Needs O(retries).
     type: float
+    default: 5
     version_added: 1.1.0
   backoff:
     description:
       - The factor the delay grows by after each attempt (delay number N is O(retry_delay) * O(backoff) ** (N - 1)),
         at most O(retry_max_delay). V(1) keeps it constant. At most V(1000); a delay never grows beyond 10 years.
-      - Needs O(retries). Default V(1).
+      - Needs O(retries).
     type: float
+    default: 1
     version_added: 1.1.0
   retry_max_delay:
     description:
       - The longest delay between attempts, in seconds; V(0) sets no maximum.
-      - Needs O(retries). Default V(0).
+      - Needs O(retries).
     type: float
+    default: 0
     version_added: 1.1.0
   retry_on_timeout:
     description:
       - Retry an attempt that reached its O(timeout) too.
-      - Needs O(retries). Default V(false).
+      - Needs O(retries).
     type: bool
+    default: false
     version_added: 1.1.0
   total_timeout:
     description:
       - With O(retries), O(timeout) applies to each attempt; this bounds all of them together, delays
         included, in seconds from the start of the first attempt. No attempt starts whose delay would end
         after it, and the attempt running when it is reached is stopped (state V(timeout)). V(0) sets no such bound.
-      - Needs O(retries). Default V(0).
+      - Needs O(retries).
     type: int
+    default: 0
     version_added: 1.1.0
   slot:
     description:
@@ -162,15 +175,17 @@ options:
     description:
       - How many jobs of O(slot) may run at once on the host (1 to 1000). Jobs of one slot should use the
         same limit; each job counts with its own.
-      - Needs O(slot). Default V(1).
+      - Needs O(slot).
     type: int
+    default: 1
     version_added: 1.1.0
   queue_timeout:
     description:
       - The longest a job waits for its O(slot), in seconds; then it ends as V(timeout) without having run.
         V(0) waits as long as it takes.
-      - Needs O(slot). Default V(0).
+      - Needs O(slot).
     type: int
+    default: 0
     version_added: 1.1.0
   jobs:
     description:
@@ -197,50 +212,50 @@ options:
         type: list
         elements: str
       chdir:
-        description: Directory to run the job in.
+        description: Directory to run the job in; left out, the task-level O(chdir) applies.
         type: path
       name:
-        description: Name of the job.
+        description: Name of the job; left out, the task-level O(name) applies.
         type: str
       if_running:
-        description: What to do when a job of this name is already running.
+        description: What to do when a job of this name is already running; left out, the task-level O(if_running) applies.
         type: str
         choices: [attach, fail, restart]
       timeout:
-        description: Time limit in seconds.
+        description: Time limit in seconds; left out, the task-level O(timeout) applies.
         type: int
       grace:
-        description: Seconds between SIGTERM and SIGKILL.
+        description: Seconds between SIGTERM and SIGKILL; left out, the task-level O(grace) applies.
         type: int
       output_limit:
-        description: Bytes of output kept in the result.
+        description: The last bytes of each output stream kept in the result; left out, the task-level O(output_limit) applies.
         type: int
       retries:
-        description: How many times a failed job is run again.
+        description: How many times a failed job is run again; left out, the task-level O(retries) applies.
         type: int
       retry_delay:
-        description: Seconds between attempts.
+        description: Seconds between attempts; left out, the task-level O(retry_delay) applies.
         type: float
       backoff:
-        description: The factor the delay grows by.
+        description: The factor the delay grows by; left out, the task-level O(backoff) applies.
         type: float
       retry_max_delay:
-        description: The longest delay between attempts.
+        description: The longest delay between attempts; left out, the task-level O(retry_max_delay) applies.
         type: float
       retry_on_timeout:
-        description: Retry a timed-out attempt too.
+        description: Retry a timed-out attempt too; left out, the task-level O(retry_on_timeout) applies.
         type: bool
       total_timeout:
-        description: A bound on all attempts together.
+        description: A bound on all attempts together; left out, the task-level O(total_timeout) applies.
         type: int
       slot:
-        description: A host-side slot to queue for.
+        description: A host-side slot to queue for; left out, the task-level O(slot) applies.
         type: str
       slot_limit:
-        description: How many jobs of the slot run at once.
+        description: How many jobs of the slot run at once; left out, the task-level O(slot_limit) applies.
         type: int
       queue_timeout:
-        description: The longest the job waits for its slot.
+        description: The longest the job waits for its slot; left out, the task-level O(queue_timeout) applies.
         type: int
   poll:
     description:
@@ -329,9 +344,54 @@ EXAMPLES = r"""
   loop: [orders, users, stock, audit, billing]
   register: backups
 
+- name: Deploy once - while a job of this name still runs, a re-run of the playbook fails instead of attaching to it
+  detached.jobs.start:
+    cmd: sleep 5
+    name: nightly-deploy
+    if_running: fail
+
+- name: Restart the indexer if it runs already (it is stopped with its process tree, SIGKILL 10 s after SIGTERM)
+  detached.jobs.start:
+    cmd: sleep 30
+    name: indexer
+    if_running: restart
+    grace: 10
+
+- name: Build in a directory; the result keeps the last 64 KiB of stdout and of stderr, the rest stays in a file
+  detached.jobs.start:
+    argv: [sh, -c, "ls; echo built"]
+    chdir: /tmp
+    output_limit: 65536
+  register: build
+
+- name: Retry a flaky sync, timeouts too, waiting 10 s, 20 s, 40 s, then 60 s, for 10 minutes in all at most
+  detached.jobs.start:
+    cmd: sleep 1
+    timeout: 120
+    retries: 5
+    retry_delay: 10
+    backoff: 2
+    retry_max_delay: 60
+    retry_on_timeout: true
+    total_timeout: 600
+  register: synced
+
+- name: Start a batch and wait for it in the same task (its result has every job's result in jobs)
+  detached.jobs.start:
+    timeout: 300
+    poll: 5
+    cleanup: true
+    jobs:
+      - cmd: sleep 1
+        name: unit-tests
+      - argv: [sh, -c, "sleep 2; echo lint ok"]
+        name: lint
+        timeout: 60
+  register: checks
+
 - name: Wait for everything started above
   detached.jobs.wait:
-    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}", "{{ fetched }}", "{{ backups }}" ]
+    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}", "{{ fetched }}", "{{ backups }}", "{{ build }}", "{{ synced }}" ]
     timeout: 3600
 """
 

@@ -51,7 +51,7 @@ options:
     description:
       - The longest a single remote call blocks, in seconds. Lower it when a firewall cuts idle
         connections quickly. It does not delay noticing a finished job. At least V(1); V(0) is
-        an error.
+        an error. A round returns earlier when progress lines are due (see O(progress_interval)).
     type: int
     default: 15
   fail_fast:
@@ -64,6 +64,7 @@ options:
     description:
       - What to do with the jobs still running when O(timeout) is reached (or O(fail_fast) stops the wait).
       - V(fail) fails the task and leaves them running; V(kill) kills them (with their process trees) and fails the task.
+        A killed job's record says why (the wait timed out after O(timeout) seconds, or O(fail_fast) stopped it).
     type: str
     choices: [fail, kill]
     default: fail
@@ -93,31 +94,41 @@ options:
       - Show the last line of output of each running job (or that it is queued) at most once every
         this many seconds, when it changed, so that a long wait is not silent. The lines shown are
         also returned in RV(progress). V(0) shows none.
-      - They are read in the same remote call as the round's check (no extra round trip), so they
-        come at most once per round, so at most every O(poll) seconds.
+      - They are read in the same remote call as the round's check; a round returns when lines are
+        due, so they come every this many seconds (plus a round trip) while jobs run. Below O(poll),
+        this makes the wait's remote calls this often.
     type: int
     default: 10
     version_added: 1.1.0
   _jids:
-    description: Internal. The job ids the action plugin resolved from O(jobs). Tasks cannot set it.
+    description:
+      - Internal, not an option of the task (set by the M(detached.jobs.wait) action for its remote calls;
+        a task that sets it fails). The job ids the action resolved from O(jobs).
     type: list
     elements: str
     default: []
   _mode:
-    description: Internal. What the host does for the action plugin. Tasks cannot set it.
+    description:
+      - Internal, not an option of the task (set by the action; a task that sets it fails). What the host does.
     type: str
     choices: [wait, kill, cleanup]
     default: wait
   _block:
-    description: Internal. How long this remote call may block, in seconds. Tasks cannot set it.
+    description:
+      - Internal, not an option of the task (set by the action; a task that sets it fails). How long this
+        remote call may block, in seconds.
     type: float
     default: 0
   _tail:
-    description: Internal. How many lines of each running job's output to return. Tasks cannot set it.
+    description:
+      - Internal, not an option of the task (set by the action; a task that sets it fails). How many lines
+        of each running job's output to return.
     type: int
     default: 0
   _until:
-    description: Internal. When this remote call returns before O(_block) has passed. Tasks cannot set it.
+    description:
+      - Internal, not an option of the task (set by the action; a task that sets it fails). When this remote
+        call returns before O(_block) has passed.
     type: str
     choices: [any, bad, all]
     default: any
@@ -154,7 +165,28 @@ EXAMPLES = r"""
         name: compile
   register: started
 
-- name: Wait for all of them in one task
+- name: Return as soon as one of them ends (the others keep running)
+  detached.jobs.wait:
+    jobs: "{{ started }}"
+    return_when: any
+  register: first
+
+- name: Stop at the first job that fails and kill the others; each remote call blocks 5 s at most
+  detached.jobs.wait:
+    jobs: "{{ started }}"
+    fail_fast: true
+    on_timeout: kill
+    poll: 5
+    progress_interval: 30
+    timeout: 600
+
+- name: Wait for jobs by name, kill them if they take too long
+  detached.jobs.wait:
+    names: [download-a, download-b]
+    timeout: 60
+    on_timeout: kill
+
+- name: Wait for all of them in one task, and remove their files
   detached.jobs.wait:
     jobs: "{{ started }}"
     timeout: 600
@@ -164,18 +196,6 @@ EXAMPLES = r"""
 - name: Show what the compile printed
   ansible.builtin.debug:
     msg: "{{ done.jobs[2].stdout }}"
-
-- name: Return as soon as one of them ends (the others keep running)
-  detached.jobs.wait:
-    jobs: "{{ started }}"
-    return_when: any
-  register: first
-
-- name: Wait for jobs by name, kill them if they take too long
-  detached.jobs.wait:
-    names: [download-a, download-b]
-    timeout: 60
-    on_timeout: kill
 """
 
 RETURN = r"""
@@ -184,7 +204,9 @@ jobs:
     - One entry per job, in the order given (O(jobs) first, then O(names)).
     - A finished job's entry is its full result (like M(detached.jobs.async_status) returns it); a
       job still running when the wait ended has RV(jobs[].finished=false).
-    - Each entry has RV(jobs[].detached.state) and, for loop results, the loop item's C(label).
+    - Each entry has RV(jobs[].detached.state), and a C(label) when the job has one - the job's
+      O(detached.jobs.start#module:name), else for loop results the loop item's C(name) (or C(label), C(cmd), C(module)),
+      or the item itself when it is a plain value; a mapping item without these keys gives no label (the job id says which job).
   returned: always
   type: list
   elements: dict

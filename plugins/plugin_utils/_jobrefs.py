@@ -33,46 +33,62 @@ def _short(value: t.Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _loop_label(result: Mapping) -> str | None:
+    """The loop_control.label of a loop item's result, when one was set (ansible-core's default label is the item itself)."""
+    label = result.get("_ansible_item_label")
+    if label is None or isinstance(label, (Mapping, list)) or label == result.get(result.get("ansible_loop_var", "item")):
+        return None
+    return _short(label)
+
+
 def _item_label(result: Mapping) -> str | None:
-    if "_ansible_item_label" in result:
-        return _short(result["_ansible_item_label"])
+    """A label from a loop item's result: the item's name (or label, cmd, module), or a scalar item; never a whole mapping."""
     loop_var = result.get("ansible_loop_var", "item")
     if loop_var in result:
         item = result[loop_var]
         if isinstance(item, Mapping):
             for key in ("name", "label", "cmd", "module"):
-                if key in item:
+                if item.get(key) is not None:
                     return _short(item[key])
+            return None
+        if isinstance(item, (list, tuple)):
+            return None
         return _short(item)
     return None
 
 
-def _from_mapping(value: Mapping, where: str, label: str | None) -> list[JobRef]:
+def _from_mapping(value: Mapping, where: str, label: str | None, fallback: str | None = None) -> list[JobRef]:
+    """Job references of a mapping; label (loop_control.label) wins over the job's name, which wins over fallback (the loop item)."""
     if isinstance(value.get("results"), list) and "ansible_job_id" not in value:
         refs: list[JobRef] = []
         for i, item in enumerate(value["results"]):
             if isinstance(item, Mapping):
-                refs.extend(_from_mapping(item, f"{where}.results[{i}]", _item_label(item)))
+                refs.extend(_from_mapping(item, f"{where}.results[{i}]", _loop_label(item), _item_label(item)))
             else:
                 refs.extend(_collect(item, f"{where}.results[{i}]", None))
         return refs
     if isinstance(value.get("jobs"), list) and "ansible_job_id" not in value:
         refs = []
         for i, item in enumerate(value["jobs"]):
-            refs.extend(_collect(item, f"{where}.jobs[{i}]", label))
+            if isinstance(item, Mapping):
+                refs.extend(_from_mapping(item, f"{where}.jobs[{i}]", label, fallback))
+            else:
+                refs.extend(_collect(item, f"{where}.jobs[{i}]", label if label is not None else fallback))
         return refs
     if (value.get("skipped") and "ansible_job_id" not in value) or (value.get("would_start") and not value.get("ansible_job_id")):
         # A skipped task, or a check-mode start that started nothing: no job to wait for.
         return []
     jid = value.get("ansible_job_id")
+    meta = value.get("detached")
+    if label is None and isinstance(meta, Mapping) and meta.get("name"):
+        label = str(meta["name"])
+    if label is None:
+        label = fallback
     if jid is None:
         if value.get("failed"):
             return [JobRef(None, label, error=f"{where} ({label or 'no label'}) did not start a job: {_short(value.get('msg', 'failed'), 300)}")]
         keys = ", ".join(sorted(str(k) for k in value)[:8])
         return [JobRef(None, label, error=f"{where} is not a job: a mapping without ansible_job_id (keys: {keys})")]
-    meta = value.get("detached")
-    if label is None and isinstance(meta, Mapping) and meta.get("name"):
-        label = str(meta["name"])
     return _collect(jid, where, label, async_dir=_job_dir(value))
 
 

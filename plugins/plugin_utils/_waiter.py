@@ -17,6 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+from ansible_collections.detached.jobs.plugins.module_utils._ops import REMOVED_HINT, missing_msg
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
@@ -69,6 +70,9 @@ class Waiter:
         self.progress_interval = max(float(progress_interval), 0.0)
         self.progress: list[dict] = []
         self._progress_at: float | None = None
+        # When the next progress lines are due (monotonic): a round's remote call returns then, whatever
+        # poll is, so that lines come every progress_interval seconds (set when the wait starts).
+        self._progress_next: float | None = None
         self._last_line: dict[str, str | None] = {}
         # Set when the wait returns on purpose before every job ended (return_when=any, check mode):
         # the jobs still running are then not problems.
@@ -78,15 +82,20 @@ class Waiter:
         self.views: dict[str, dict] = {}
         self.errors: dict[str, str] = {}
         self.remote_dir: str | None = None
+        # The job ids the host found no status file for.
+        self.missing: set[str] = set()
         self.changed = False
         # Remote calls made: one per round of the wait (plus one for a kill, one for a cleanup).
         self.calls = 0
 
     # --- remote calls ---------------------------------------------------------
-    def _call(self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None, tail: int = 0) -> dict:
+    def _call(
+        self, mode: str, jids: list[str], block: float, names: list[str] | None = None, deadline: float | None = None, tail: int = 0, **extra: t.Any
+    ) -> dict:
         args = {"_jids": jids, "names": names or [], "_mode": mode, "_block": block, "_async_dir": self.async_dir, "_until": self.until}
         if tail:
             args["_tail"] = tail
+        args.update(extra)
         self.calls += 1
         result = run_host(self.action, "wait", _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
         if result.get("unreachable"):
@@ -104,9 +113,11 @@ class Waiter:
             if ref.error:
                 self.errors[f"input {i}"] = ref.error
         state = _State(self.refs, self.names)
+        if self.progress_interval:
+            self._progress_next = started + self.progress_interval
         self._wait(state, deadline)
         still = list(state.pending)
-        killed = self._kill(still) if still and self.on_timeout == "kill" and (state.timed_out or state.stopped) else []
+        killed = self._kill(still, state.stopped) if still and self.on_timeout == "kill" and (state.timed_out or state.stopped) else []
         self._cleanup(state.order)
         return self._summary(state.order, state.labels, time.monotonic() - started, state.timed_out, state.stopped, state.unreachable, killed, still)
 
@@ -117,7 +128,8 @@ class Waiter:
             if deadline is not None and now >= deadline:
                 state.timed_out = True
                 return
-            block = self.poll if deadline is None else min(self.poll, deadline - now)
+            block = self._block(now, deadline)
+            tail = self._progress_due(block)
             try:
                 # With no overall deadline, a dropped connection is retried for up to RECONNECT_WINDOW.
                 res = self._call(
@@ -126,13 +138,16 @@ class Waiter:
                     block,
                     state.names,
                     deadline=deadline if deadline is not None else time.monotonic() + RECONNECT_WINDOW,
-                    tail=1 if self._progress_due(block) else 0,
+                    tail=1 if tail else 0,
                 )
             except _Unreachable as ex:
                 state.unreachable = True
                 self.errors["connection"] = f"{self.host}: connection lost and not back before the timeout: {ex}"
                 return
             self._take(state, res)
+            if tail:
+                # The next lines are due progress_interval after these (or after this round, when no line changed).
+                self._progress_next = time.monotonic() + self.progress_interval
             if self.fail_fast and self._any_bad():
                 state.stopped = True
                 return
@@ -146,6 +161,7 @@ class Waiter:
     def _take(self, state: _State, res: dict) -> None:
         """Take in one round's answer: the jobs the names found, errors, and the jobs read (finished ones leave pending)."""
         self.remote_dir = res.get("async_dir") or self.remote_dir
+        self.missing.update(res.get("missing") or [])
         for name, jid in (res.get("names") or {}).items():
             if jid and jid not in state.order:
                 state.order.append(jid)
@@ -170,13 +186,21 @@ class Waiter:
         if shown:
             self._progress_at = time.monotonic()
 
+    def _block(self, now: float, deadline: float | None) -> float:
+        """How long a round may block on the host: poll, cut short by the deadline and by the moment the
+        next progress lines are due (so a line comes every progress_interval seconds, not every poll)."""
+        block = self.poll if deadline is None else min(self.poll, deadline - now)
+        if self._progress_next is not None:
+            block = min(block, max(self._progress_next - now, 0.0))
+        return block
+
     def _progress_due(self, block: float) -> bool:
-        """Whether this round's answer should carry the running jobs' last lines: the interval has passed by the time it comes back."""
+        """Whether this round's answer should carry the running jobs' last lines: they are due by the time it comes back."""
         if not self.progress_interval:
             return False
-        if self._progress_at is None:
+        if self._progress_next is None:
             return True
-        return time.monotonic() + block >= self._progress_at + self.progress_interval
+        return time.monotonic() + block >= self._progress_next
 
     def _show_running(self, jid: str, label: str | None, view: dict, tail: dict) -> bool:
         """Show a running (or queued) job's last line if it changed and the interval has passed; True if shown."""
@@ -198,12 +222,16 @@ class Waiter:
         del self.progress[:-PROGRESS_KEPT]
         return True
 
-    def _kill(self, jids: list[str]) -> list[str]:
-        """Kill the jobs still running (not in check mode); returns the ids killed."""
+    def _kill(self, jids: list[str], stopped: bool = False) -> list[str]:
+        """Kill the jobs still running (not in check mode); returns the ids killed.
+
+        Why goes with the call, for the jobs' records (see _ops.kill_reason): the wait's timeout
+        passed, or (stopped) it stopped early with fail_fast."""
         if self.action._task.check_mode:
             return []
         killed: list[str] = []
-        res = self._call("kill", jids, 0, deadline=time.monotonic() + 60)
+        why: dict[str, t.Any] = {"on_timeout": "kill", "fail_fast": True} if stopped else {"on_timeout": "kill", "timeout": int(self.timeout)}
+        res = self._call("kill", jids, 0, deadline=time.monotonic() + 60, **why)
         for jid, view in (res.get("jobs") or {}).items():
             self.views[jid] = view
             killed.append(jid)
@@ -239,8 +267,7 @@ class Waiter:
             if view is not None and not view.get("finished") and jid in self.errors:
                 view = None  # the last read failed (a damaged status file): report why, not the last state seen
             if view is None:
-                msg = self.errors.get(jid, "no status was read before the wait ended")
-                msg += self._dir_hint(jid)
+                msg = self._missing_msg(jid) or self.errors.get(jid, "no status was read before the wait ended") + self._dir_hint(jid)
                 view = {"ansible_job_id": jid, "started": False, "finished": False, "failed": True, "msg": msg, "detached": {"state": MISSING}}
             else:
                 view = dict(view)
@@ -256,7 +283,8 @@ class Waiter:
                 if state in (ids.RUNNING, ids.QUEUED):
                     problems.append(f"{what}: still {state}{' (killed)' if jid in killed else ' (left ' + state + ')'}")
                 else:
-                    problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[:300]}")
+                    # (A module's message can be long; a missing job's says why in full.)
+                    problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[: 600 if state == MISSING else 300]}")
         for key, msg in self.errors.items():
             if key not in order:
                 msg += self._dir_hint(None) if "no job named" in msg or "could not find" in msg else ""
@@ -289,14 +317,37 @@ class Waiter:
             "msg": head + (". " + "; ".join(problems) if problems else ""),
         }
 
-    def _dir_hint(self, jid: str | None) -> str:
+    def _started_in(self, jid: str | None) -> str | None:
+        """The job directory jid was started in, when its reference says (a registered result), as the host expanded it."""
         for ref in self.refs:
-            if ref.jid == jid and ref.async_dir and self.remote_dir and ref.async_dir != self.remote_dir:
-                return (
-                    f" (it was started with job directory {ref.async_dir} but this task looks in {self.remote_dir}:"
-                    " use the same become and become_user as the task that started it)"
-                )
+            if ref.jid == jid and ref.async_dir and ref.async_dir.startswith("/"):
+                return ref.async_dir.rstrip("/") or "/"
+        return None
+
+    def _dir_hint(self, jid: str | None) -> str:
+        started_in = self._started_in(jid)
+        if started_in and self.remote_dir and started_in != self.remote_dir:
+            return (
+                f" (it was started with job directory {started_in} but this task looks in {self.remote_dir}:"
+                " use the same become and become_user as the task that started it)"
+            )
         return ""
+
+    def _missing_msg(self, jid: str) -> str | None:
+        """Why the host found no status file for jid, with what the controller knows: the directory the
+        job was started in (None: the host's own message stands, it says what can be said without it)."""
+        started_in = self._started_in(jid)
+        if jid not in self.missing or not started_in or not self.remote_dir:
+            return None
+        path = f"{self.remote_dir.rstrip('/')}/{jid}"
+        if started_in == self.remote_dir:
+            return missing_msg(jid, path, REMOVED_HINT)
+        return missing_msg(
+            jid,
+            path,
+            f"it was started in job directory {started_in} but this task looks in {self.remote_dir}:"
+            " use the same become and become_user as the task that started it",
+        )
 
 
 def with_lines(view: dict) -> dict:

@@ -128,8 +128,64 @@ def test_loop_label_from_mapping_item() -> None:
     for key in ("name", "label", "cmd", "module"):
         (ref,) = collect({"results": [dict(_async(J1), item={key: f"by-{key}", "other": 1})]})
         assert ref.label == f"by-{key}"
-    (ref,) = collect({"results": [dict(_async(J1), item={"other": 1})]})
-    assert ref.label == "{'other': 1}"
+    # A mapping item with none of these keys is not labelled with the whole mapping: the job id says which job it is.
+    (ref,) = collect({"results": [dict(_async(J1), item={"other": 1, "path": "/srv/data"})]})
+    assert ref.jid == J1 and ref.label is None
+    (ref,) = collect({"results": [dict(_async(J1), item={"name": None, "other": 1})]})
+    assert ref.label is None
+    (ref,) = collect({"results": [dict(_async(J1), item=["a", "b"])]})
+    assert ref.label is None
+
+
+def test_loop_label_of_a_mapping_item_without_name_is_the_jobs_name() -> None:
+    (ref,) = collect({"results": [dict(_started(J1, name="nightly-backup"), item={"db": "orders", "retention": 7})]})
+    assert ref.label == "nightly-backup"
+
+
+def test_loop_control_label_wins() -> None:
+    """loop_control.label (_ansible_item_label in a loop item's result) wins over the job's name and the item."""
+    loop = {
+        "results": [
+            dict(_started(J1, name="job-a"), item={"name": "item-a"}, _ansible_item_label="label a", ansible_loop_var="item"),
+            dict({"jobs": [_started(J2, "b1"), _started(J3, "b2")]}, item="b", _ansible_item_label="batch b", ansible_loop_var="item"),
+        ]
+    }
+    refs = collect(loop)
+    assert [(r.jid, r.label) for r in refs] == [(J1, "label a"), (J2, "batch b"), (J3, "batch b")]
+
+
+def test_default_item_label_is_not_a_loop_control_label() -> None:
+    """Without loop_control.label, ansible-core's label is the item itself: the job's name and the item's name are used."""
+    item = {"db": "orders"}
+    refs = collect(
+        {
+            "results": [
+                dict(_started(J1, name="backup-orders"), item=item, _ansible_item_label=dict(item), ansible_loop_var="item"),
+                dict(_async(J2), item={"name": "users"}, _ansible_item_label={"name": "users"}, ansible_loop_var="item"),
+                dict(_async(J3), item="stock", _ansible_item_label="stock", ansible_loop_var="item"),
+            ]
+        }
+    )
+    assert [r.label for r in refs] == ["backup-orders", "users", "stock"]
+
+
+def test_jobs_name_wins_over_the_loop_item() -> None:
+    """A registered loop result as ansible-core keeps it (no _ansible_* keys): the job's own name, else the item."""
+    loop = {
+        "results": [
+            dict(_started(J1, name="backup-orders"), item="orders", ansible_loop_var="item"),
+            dict(_started(J2), item="users", ansible_loop_var="item"),
+            dict({"jobs": [_started(J3, "stock-a"), _started(HEX)]}, item="stock", ansible_loop_var="item"),
+        ]
+    }
+    assert [r.label for r in collect(loop)] == ["backup-orders", "users", "stock-a", "stock"]
+
+
+def test_failed_loop_item_is_labelled_in_the_error() -> None:
+    (ref,) = collect({"results": [dict({"failed": True, "msg": "boom"}, item={"name": "web", "x": 1}, ansible_loop_var="item")]})
+    assert ref.error == "jobs.results[0] (web) did not start a job: boom"
+    (ref,) = collect({"results": [dict({"failed": True, "msg": "boom"}, item={"x": 1}, ansible_loop_var="item")]})
+    assert ref.error == "jobs.results[0] (no label) did not start a job: boom"
 
 
 def test_nested_lists_and_mixtures() -> None:
