@@ -9,6 +9,7 @@ store, which stays host-only. Standard library only, Python 3.8+.
 
 from __future__ import annotations
 
+import math
 import re
 
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
@@ -146,7 +147,7 @@ def limit_problem(key: str, value: object) -> str | None:
         return f"a number{of}, not a boolean"
     if not isinstance(value, (int, float)):
         return f"a number{of}"
-    if value != value or abs(value) == float("inf"):
+    if math.isnan(value) or math.isinf(value):
         return f"a finite number{of}"
     if least <= value <= most:
         return None

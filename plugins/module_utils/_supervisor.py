@@ -36,6 +36,8 @@ QUEUE_TIMEOUT = "queue_timeout"
 TOTAL_TIMEOUT = "total_timeout"
 # Why the job was stopped when its time limit could not be armed (see Supervisor._arm).
 UNARMED = "unarmed"
+
+
 def killed_how(store: js.JobStore, jid: str) -> str:
     """How a killed job's message says it was killed: why, when the kill said (JobStore.kill_reason), else "on request"."""
     return store.kill_reason(jid) or "on request"

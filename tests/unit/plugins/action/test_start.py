@@ -92,7 +92,7 @@ def test_the_quick_read_finds_what_ansible_core_finds() -> None:
 
 def test_the_documentation_is_read_once_per_module() -> None:
     with mock.patch.object(start, "_read_doc", wraps=start._read_doc) as read:
-        for _ in range(5):
+        for _attempt in range(5):
             start._check_module_args("the task", "ansible.builtin.file", {"path": "/x"}, None)
     assert read.call_count == 1
 
