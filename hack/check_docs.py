@@ -8,7 +8,10 @@
   (and, for list options with suboptions, only documented suboptions), and every task has a name;
 - `ansible-doc` renders every module and every role (its argument spec);
 - the EXAMPLES are written out as playbooks under the given directory, so that
-  `ansible-playbook --syntax-check` and ansible-lint can check them too.
+  `ansible-playbook --syntax-check` and ansible-lint can check them too;
+- every YAML block of README.md and docs/*.md is valid YAML, and a block marked as not run
+  (`<!-- example: not run: REASON -->` on the line above it) says why. The integration target
+  docs_examples runs the others (markdown_blocks below finds them for it).
 
 Usage: check_docs.py OUT_DIR   (run from the collection root, with detached.jobs on ANSIBLE_COLLECTIONS_PATH)
 """
@@ -16,7 +19,10 @@ Usage: check_docs.py OUT_DIR   (run from the collection root, with detached.jobs
 from __future__ import annotations
 
 import ast
+import dataclasses
+import glob
 import os
+import re
 import subprocess
 import sys
 import typing as t
@@ -106,6 +112,91 @@ def check_task(module: str, task: t.Any, docs: dict[str, dict[str, t.Any]], wher
     return errors
 
 
+# The docs whose YAML blocks are examples that the docs_examples integration target runs.
+DOC_FILES = ("README.md", "docs/*.md")
+YAML_LANGS = ("yaml", "yml")
+# The line just above a block that is not run (the reason is required).
+NOT_RUN = re.compile(r"^\s*<!--\s*example:\s*not run:\s*(?P<reason>.*?)\s*-->\s*$")
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)")
+
+
+@dataclasses.dataclass
+class DocBlock:
+    """A fenced code block of a Markdown file."""
+
+    path: str
+    line: int  # of the opening fence, from 1
+    lang: str
+    section: str  # the number of a numbered heading ("## 15. ..."), else the heading's slug
+    number: int  # the block's number among the blocks of its language kind in its section, from 1
+    text: str
+    not_run: str | None  # the reason given by a "not run" marker above it, else None
+
+    @property
+    def key(self) -> str:
+        return f"{self.path} §{self.section} #{self.number}"
+
+
+def heading_section(title: str) -> str:
+    numbered = re.match(r"(\d+)\.\s", title)
+    if numbered:
+        return numbered.group(1)
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).strip().replace(" ", "-")
+
+
+def doc_files(root: str = ".") -> list[str]:
+    """README.md and docs/*.md, relative to root."""
+    found: list[str] = []
+    for pattern in DOC_FILES:
+        found += sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, pattern)))
+    return found
+
+
+def markdown_blocks(path: str, root: str = ".", langs: t.Sequence[str] = YAML_LANGS) -> list[DocBlock]:
+    """The fenced blocks in one of langs of the Markdown file root/path, in order."""
+    blocks: list[DocBlock] = []
+    lines = open(os.path.join(root, path), encoding="utf-8").read().splitlines()
+    section, counts, i = "top", {}, 0  # type: str, dict[str, int], int
+    while i < len(lines):
+        line = lines[i]
+        fence = FENCE.match(line)
+        if not fence:
+            heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+            if heading:
+                section = heading_section(heading.group(1))
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lines) and not lines[end].strip().startswith(fence.group("fence")):
+            end += 1
+        lang = fence.group("lang").lower()
+        if lang in langs:
+            counts[section] = counts.get(section, 0) + 1
+            above = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+            marker = NOT_RUN.match(above)
+            indent = len(fence.group("indent"))
+            text = "\n".join(x[indent:] for x in lines[i + 1:end]) + "\n"
+            blocks.append(DocBlock(path, i + 1, lang, section, counts[section], text, marker.group("reason") if marker else None))
+        i = end + 1
+    return blocks
+
+
+def check_doc_blocks(root: str = ".") -> tuple[int, list[str]]:
+    """The number of YAML blocks in the docs, and what is wrong with them (not YAML, no reason)."""
+    errors: list[str] = []
+    count = 0
+    for path in doc_files(root):
+        for block in markdown_blocks(path, root):
+            count += 1
+            if block.not_run is not None and not block.not_run:
+                errors.append(f"{path}:{block.line}: a block marked not run must say why")
+            try:
+                yaml.safe_load(block.text)
+            except yaml.YAMLError as ex:
+                errors.append(f"{path}:{block.line}: the YAML block ({block.key}) is not valid YAML: {ex}")
+    return count, errors
+
+
 # ansible-core 2.21's `ansible-doc -t role` warns about its own internal collection, whatever role
 # it is asked for: "Collection at '.../ansible/_internal/ansible_collections/ansible/_protomatter'
 # does not have a MANIFEST.json file, nor has it galaxy.yml: cannot detect version."
@@ -157,9 +248,14 @@ def main(out_dir: str) -> int:
         run = subprocess.run(command, capture_output=True, text=True, check=False)
         if run.returncode != 0 or not run.stdout.strip() or "[WARNING]" in foreign_warnings_removed(run.stderr):
             errors.append(f"{' '.join(command)} failed (rc {run.returncode}): {(run.stderr or run.stdout).strip()[:500]}")
+    doc_blocks, doc_errors = check_doc_blocks()
+    errors += doc_errors
     for error in errors:
         print(f"ERROR: {error}")
-    print(f"check_docs: {len(docs)} modules, {len(examples)} EXAMPLES blocks, {len(targets)} ansible-doc pages, {len(errors)} errors")
+    print(
+        f"check_docs: {len(docs)} modules, {len(examples)} EXAMPLES blocks, {doc_blocks} YAML blocks in the docs,"
+        f" {len(targets)} ansible-doc pages, {len(errors)} errors"
+    )
     return 1 if errors else 0
 
 
