@@ -153,3 +153,16 @@ def limit_problem(key: str, value: object) -> str | None:
         return None
     bound = f"{least} or more{units}" if value < least else f"at most {most}{units}{_SPANS.get(unit, '')}"
     return f"{bound}; {note}" if note else bound
+
+
+# Why a job has no status file, as far as the host can tell: it cannot tell a job that was removed
+# from one that was never there (nothing is kept of a removed job).
+REMOVED_HINT = "it was removed (async_status mode=cleanup, cleanup of wait or start, prune) or never started on this host"
+# Said only when where the job was started is not known (a bare job id, a name): a job lives in the
+# job directory of the user it was started as.
+BECOME_HINT = ", or started as another user (then query it with the become and become_user of the task that started it)"
+
+
+def missing_msg(jid: str, path: str, hint: str | None = None) -> str:
+    """The message for a job id with no status file at path; hint: why (default: removed, never started here, or another user)."""
+    return f"could not find job: job {jid}: no status file {path}: {hint or REMOVED_HINT + BECOME_HINT}"

@@ -15,6 +15,7 @@ import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils._ids import BECOME_HINT, REMOVED_HINT, missing_msg
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,18 +24,6 @@ if TYPE_CHECKING:
 _TICK = 0.05
 _LIVENESS_EVERY = 1.0
 _MISSING_GRACE = 2.0
-
-# Why a job has no status file, as far as the host can tell: it cannot tell a job that was removed
-# from one that was never there (nothing is kept of a removed job).
-REMOVED_HINT = "it was removed (async_status mode=cleanup, cleanup of wait or start, prune) or never started on this host"
-# Said only when where the job was started is not known (a bare job id, a name): a job lives in the
-# job directory of the user it was started as.
-BECOME_HINT = ", or started as another user (then query it with the become and become_user of the task that started it)"
-
-
-def missing_msg(jid: str, path: str, hint: str | None = None) -> str:
-    """The message for a job id with no status file at path; hint: why (default: removed, never started here, or another user)."""
-    return f"could not find job: job {jid}: no status file {path}: {hint or REMOVED_HINT + BECOME_HINT}"
 
 
 def _fail(msg: str, **extra: t.Any) -> dict:

@@ -17,7 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.utils.display import Display
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
-from ansible_collections.detached.jobs.plugins.module_utils._ops import REMOVED_HINT, missing_msg
+from ansible_collections.detached.jobs.plugins.module_utils._ids import REMOVED_HINT, missing_msg
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
