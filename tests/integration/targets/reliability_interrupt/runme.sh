@@ -51,8 +51,12 @@ fail() {
 
 # Job control: the playbook runs in a process group of its own (which a terminal's Ctrl-C would
 # signal) and does not inherit the ignored SIGINT of a non-interactive shell's background job.
+# SIGINT is set back to its default first, as a terminal has it: a test harness that runs this in
+# the background (hack/test.sh's matrix lanes) hands it down ignored, and ansible-core 2.16 and 2.17
+# then ignore Ctrl-C (later versions install their own handler).
 set -m
-ansible-playbook -i "$inventory" start_and_wait.yml -e "ri_dir=$work" "$@" > "$work/first.log" 2>&1 &
+"${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+    ansible-playbook -i "$inventory" start_and_wait.yml -e "ri_dir=$work" "$@" > "$work/first.log" 2>&1 &
 playbook=$!
 set +m
 
