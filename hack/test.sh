@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test stage (after hack/setup.sh --test); prints one closing line "suite: N passed, M failed".
-#   hack/test.sh                 every stage
-#   hack/test.sh unit lint ...   only the named stages and cells ("matrix": every cell of the matrix,
-#                                "core-2.21": the stages run on ansible-core 2.21)
-# Matrix cells (the integration suite on other ansible-core versions and managed-host Pythons) run
-# in the background, DJ_MATRIX_LANES (default 2) at a time; each records its own start and end.
+# Runs every test stage and cell (after hack/setup.sh --test); prints one closing line "suite: N passed, M failed".
+#   hack/test.sh                 every stage and cell
+#   hack/test.sh unit lint ...   only the named ones ("matrix": every integration and keyword cell,
+#                                "core-2.21": the ones run on ansible-core 2.21)
+# They run in lanes (see items): DJ_LANES (default 2) for any of them, and one that runs those that
+# use the SSH test hosts, one at a time, then takes any. Each is reported when it ends, with its wall
+# and CPU seconds; its whole log is kept in .build/logs/NAME.log. One named alone runs with its
+# output shown as it comes.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
@@ -40,21 +42,8 @@ with_cpu() {
     exit $rc
   )
 }
-# logs_of NAME: where the whole log of a stage is kept (a cell's: .build/matrix/NAME.log).
+# logs_of NAME: where the whole log of a stage or cell is kept.
 logs_of() { echo "$root/.build/logs/$1.log"; }
-# stage [-g GROUP] NAME FUNCTION ARGS...: run a stage in the foreground; its log is kept (logs_of).
-stage() {
-  local group=none; [ "$1" = -g ] && { group=$2; shift 2; }
-  local name=$1; shift
-  selected "$name" "$group" || return 0
-  echo "=== stage: $name"
-  local t0=$SECONDS out rc cpu
-  mkdir -p .build/logs; out=$(logs_of "$name"); cpu=$(mktemp)
-  with_cpu "$cpu" "$@" 2>&1 | tee "$out"; rc=${PIPESTATUS[0]}
-  report "$name" "$rc" $((SECONDS-t0)) "$(cat "$cpu")" "$(skip_reason "$rc" "$out")"
-  [ "$rc" -eq 0 ] || [ "$rc" -eq $skip_rc ] || first_failure "$name" "$out"
-  rm -f "$cpu"
-}
 # first_failure NAME LOG: a line naming the first failed task of LOG (and the task it was in), kept
 # for the end of the run: the last lines are what a CI summary shows.
 first_failure() {
@@ -95,9 +84,9 @@ at_copy() {
   echo "$dest"
 }
 
-# lint [VENV]: the linters, and the checks that use ansible-core (its docs, syntax, ansible-lint's
-# rules) with the ansible-core of VENV (default .venv); the Python-only linters (ruff, mypy, the
-# changelog) run once, with .venv.
+# lint [VENV]: the linters, and the checks that use ansible-core (its docs, syntax) with the
+# ansible-core of VENV (default .venv); the linters that do not depend on it (ruff, mypy, the
+# changelog, ansible-lint) run once, with .venv.
 lint() {
   local rc=0 examples=.build/examples${1:+-${1#.venv-}}
   if [ -z "${1:-}" ]; then
@@ -114,7 +103,9 @@ lint() {
   python hack/check_docs.py "$examples" || rc=1
   python hack/check_role_specs.py || rc=1
   (cd "$examples" && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
-  ansible-lint --profile production --offline --nocolor roles playbooks extensions "$examples" || rc=1
+  # ansible-lint once: its rules are its own, and the syntax of the playbooks under another
+  # ansible-core is checked above.
+  [ -n "${1:-}" ] || ansible-lint --profile production --offline --nocolor roles playbooks extensions "$examples" || rc=1
   return $rc
 }
 # sanity [VENV]: ansible-test sanity with the ansible-core of VENV (default .venv) on its Python.
@@ -126,14 +117,15 @@ sanity() {
 }
 # unit [VENV]: the unit tests on the Python (and ansible-core) of VENV (default .venv).
 unit() { "$root/${1:-.venv}/bin/python" -m pytest -q -p no:cacheprovider tests/unit; }
-# on_core V FUNCTION: FUNCTION with the venv of ansible-core V (skipped when its Python is missing).
-on_core() { local venv; venv=$(core_venv "$1") || return; "$2" "$venv"; }
+# on_core V FUNCTION [ARGS...]: FUNCTION VENV ARGS... with the venv of ansible-core V (skipped when its Python is missing).
+on_core() { local venv; venv=$(core_venv "$1") || return; "$2" "$venv" "${@:3}"; }
 # integration [VENV [HOST_PYTHON [TARGET...]]]: the integration suite (or the TARGETs) with the
 # ansible-core of VENV (default .venv) on VENV's Python, in a copy of its own. With HOST_PYTHON
-# (3.8 ...) the managed host (localhost) runs the pyenv Python of that version, not VENV's.
+# (3.8 ...; "-": none) the managed host (localhost) runs the pyenv Python of that version, not VENV's.
 integration() {
-  local venv=${1:-.venv} hostpy=${2:-} py interp tag=${1:+${1#.venv-}} target
+  local venv=${1:-.venv} hostpy=${2:--} py interp tag=${1:+${1#.venv-}} target
   shift $(($# < 2 ? $# : 2))
+  [ "$hostpy" != - ] || hostpy=
   py=$(venv_python_version "$venv") || return 1
   target=(--local --python "$py")
   if [ -n "$hostpy" ]; then
@@ -159,52 +151,82 @@ own_pids() {
   fi
 }
 
-# The matrix: each cell is the integration suite on another ansible-core version or another
-# managed-host Python. The cells run in the background (while the ssh, molecule, bench-smoke and
-# package stages run: those use other users, network namespaces and markers; every integration
-# run works in its own copy and its targets in job directories of their own), DJ_MATRIX_LANES at
-# a time, and each is reported at the end with its own result and run time.
-# A subset of targets for the host Pythons that get no full run (see matrix_cells).
-core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
-# Targets of host-side features (live output, retries, slots, the hardening against other local
-# users) that run where the host code meets the oldest and the newest Python (3.8 under 2.19, 3.13
-# under 2.21) and in the main stage (3.11), not in the cells of the other ansible-core versions,
-# whose controller code they share.
-host_feature_targets=(live_output retries slots security_shared_dir)
-# matrix_cells: one line per cell, "NAME FUNCTION ARGS...", the longest first (but for keyword-core).
-# Every managed-host Python gets the whole suite once: 3.11 (the main stage), 3.8 (2.19, the last
-# ansible-core that supports it), 3.9 (2.17), 3.10 (2.16), 3.12 (2.20 on its controller Python),
-# 3.13 (2.21 on its controller Python); 2.18 (host 3.11, as in the main stage) runs the core subset,
-# and so does the newest ansible-core, 2.21, with the host on 3.9, 3.10 and 3.12 (2.20 and 2.21
-# support 3.9 to 3.14: ansible_test constants.py).
-matrix_cells() {
-  # ansible-core's own async targets with keyword mode on (tests/keyword_core/run.sh): one first,
-  # one last, as they take turns (cell_keyword_core).
-  echo "keyword-core2.19 cell_keyword_core main"
-  # The whole suite, the longest cells first: the newest ansible-core (host 3.13) with every
-  # target, 3.8 under 2.19, then the other versions without the host-side feature targets.
-  local v py skip
-  skip=$(printf -- ' --exclude %s' "${host_feature_targets[@]}")
-  echo "integration-core2.21 cell_host_python - 2.21"
-  echo "integration-core2.19-py3.8 cell_host_python 3.8 main"
+# Where each integration target runs. A target runs where its code path can differ from the runs
+# already there, not everywhere (issue 27): every ansible-core version and every managed-host
+# Python gets the targets that reach its code, and no target runs twice where nothing differs.
+# controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
+# async_wrapper and async_status, Ctrl-C of ansible-playbook) and the host operations each of them
+# reaches (start, status, kill, wait, names, timeouts, the job directory's checks): every
+# ansible-core version, with every managed-host Python.
+controller_targets=(target_python start_status wait_basic named_jobs compat check_mode security timeout_kill keyword_mode reliability_interrupt)
+# host_targets: the host code under faults and attacks, and its features (live output, retries,
+# slots, listing, pruning). Their controller side is the controller targets'; their host code is
+# the same code on every Python, whose calls into the standard library the controller targets
+# reach on every Python. They run where the host code meets the oldest Python (3.8, under 2.19),
+# the main one (3.11, the main stage) and the newest (3.13, under 2.21).
+host_targets=(job_info prune live_output retries slots security_shared_dir reliability_corrupt reliability_fulldisk
+  reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
+# pattern_targets: every pattern playbook, which adds to the controller targets only ansible-core's
+# templating of loops, registered results and module_defaults. It changed at 2.19 (data tagging),
+# so: 2.16 (before), 2.19 (the main stage) and 2.21 (the newest).
+pattern_targets=(playbooks)
+# payload_targets: for ansible-core 2.21 on the host Pythons that get the controller targets under
+# another version (3.9, 3.10, 3.12): 2.21's module payload and the lean runner start, wait for and
+# report jobs on that Python.
+payload_targets=(target_python start_status wait_basic)
+# main_only_targets: marked disabled, run by the main stage alone (ansible-test --allow-disabled).
+main_only_targets=(docs_examples keyword_patterns)
+
+# check_targets: every target of tests/integration/targets is in exactly one list above (a new
+# target must say where it runs).
+check_targets() {
+  local t rc=0 n
+  for t in tests/integration/targets/*/; do
+    t=$(basename "$t")
+    n=$(printf '%s\n' "${controller_targets[@]}" "${host_targets[@]}" "${pattern_targets[@]}" "${main_only_targets[@]}" | grep -c -x -F "$t")
+    [ "$n" -eq 1 ] || { echo "hack/test.sh: integration target $t is in $n of the target lists (controller_targets, host_targets, pattern_targets, main_only_targets): put it in one" >&2; rc=1; }
+  done
+  return $rc
+}
+
+# items: every stage and cell of the suite, one line each: "NAME LANE FUNCTION ARGS...". LANE
+# "hosts": it uses the SSH test hosts (tests/hosts/hosts.sh), which one item at a time may have;
+# those run in order in one lane, which then takes "any" items. The "any" items run in DJ_LANES
+# (default 2) other lanes, in the order below: about the longest first (from the run times of
+# clean-clone runs), so that the lanes end together.
+items() {
+  local v py
+  echo "integration any integration .venv - --allow-disabled"
+  echo "integration-core2.21 any cell_host_python - 2.21"
+  echo "integration-core2.19-py3.8 any cell_host_python 3.8 main ${controller_targets[*]} ${host_targets[*]}"
   for v in $(core_versions); do
     case $v in
-      2.16) echo "integration-core$v-py3.10 cell_host_python 3.10 $v$skip" ;;
-      2.17) echo "integration-core$v-py3.9 cell_host_python 3.9 $v$skip" ;;
-      2.18 | 2.21) ;;  # below, above
-      *) echo "integration-core$v cell_host_python - $v$skip" ;;
+      2.16) echo "integration-core$v-py3.10 any cell_host_python 3.10 $v ${controller_targets[*]} ${pattern_targets[*]}" ;;
+      2.17) echo "integration-core$v-py3.9 any cell_host_python 3.9 $v ${controller_targets[*]}" ;;
+      2.21) ;;  # above
+      *) echo "integration-core$v any cell_host_python - $v ${controller_targets[*]}" ;;
     esac
   done
-  # The core subset: 2.18, whose host is its controller's Python (3.11, which the main stage gives
-  # the whole suite), and 2.21 with the host on 3.9, 3.10 and 3.12.
-  echo "integration-core2.18 cell_host_python - 2.18 ${core_targets[*]}"
-  echo "sanity sanity"  # (not next to sanity-core2.21: the two would start at once)
-  for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset cell_host_python $py 2.21 ${core_targets[*]}"; done
-  # Stages that share nothing with the others (sanity, and 2.21's sanity and unit) run here too,
-  # so that the lanes and the stages in the foreground take about as long.
-  echo "sanity-core2.21 on_core 2.21 sanity"
-  echo "unit-core2.21 on_core 2.21 unit"
-  echo "keyword-core2.21 cell_keyword_core 2.21"
+  # ansible-core's own async targets with keyword mode on: one early, one late (they take turns).
+  echo "keyword-core2.19 any cell_keyword_core main"
+  echo "sanity-core2.21 any on_core 2.21 sanity"
+  echo "lint any lint"
+  echo "sanity any sanity"
+  echo "unit-core2.21 any on_core 2.21 unit"
+  echo "lint-core2.21 any on_core 2.21 lint"
+  echo "unit any unit"
+  for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset any cell_host_python $py 2.21 ${payload_targets[*]}"; done
+  echo "keyword-core2.21 any cell_keyword_core 2.21"
+  echo "package any package"
+  echo "package-core2.21 any on_core 2.21 package"
+  echo "mitogen any mitogen_suite"
+  echo "runner any runner_suite"
+  echo "ssh hosts ssh_suite"
+  echo "molecule hosts molecule_suite"
+  # (2.21's SSH run leaves out the case of other users' attacks: host code, the same under 2.19's.)
+  echo "ssh-core2.21 hosts on_core 2.21 ssh_suite link_drop wait_drop become become_pipelining all_hosts watch_retry_slots counting"
+  echo "molecule-core2.21 hosts on_core 2.21 molecule_suite"
+  echo "bench-smoke hosts bench_smoke"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
 # ansible-core's async target makes and removes ~/.ansible_async_test (the user's home, which a
@@ -214,7 +236,7 @@ cell_keyword_core() {
   local venv=.venv
   [ "$1" = main ] || venv=$(core_venv "$1") || return
   # shellcheck disable=SC2016 # expanded by the inner shell, once the lock is held
-  own_pids flock .build/matrix/keyword-core.lock bash -c \
+  own_pids flock .build/run/keyword-core.lock bash -c \
     'echo "keyword-core: started after waiting $(( $(date +%s) - $1 )) s for the other keyword-core cell"; shift; exec "$@"' \
     _ "$(date +%s)" tests/keyword_core/run.sh "$venv"
 }
@@ -231,53 +253,94 @@ cell_host_python() {
   if [ "$rc" -eq 0 ] && ! grep -q "\"target Python: $expect\." "$out"; then echo "FAILED: target_python did not report Python $expect"; rc=1; fi
   rm -f "$out"; return "$rc"
 }
-# cell_run NAME FUNCTION ARGS...: run one cell; it records its own result, start and end.
-cell_run() {
+# item_run NAME FUNCTION ARGS...: run one item, its output in its log (logs_of); it records its
+# exit code, start, end and CPU seconds in .build/run/NAME.done.
+item_run() {
   local name=$1 start rc; shift
   start=$(date +%s)
-  with_cpu ".build/matrix/$name.cpu" "$@" > ".build/matrix/$name.log" 2>&1; rc=$?
-  echo "$rc $start $(date +%s) $(cat ".build/matrix/$name.cpu" 2>/dev/null || echo '?')" > ".build/matrix/$name.tmp" && mv ".build/matrix/$name.tmp" ".build/matrix/$name.done"
+  with_cpu ".build/run/$name.cpu" "$@" > "$(logs_of "$name")" 2>&1; rc=$?
+  echo "$rc $start $(date +%s) $(cat ".build/run/$name.cpu" 2>/dev/null || echo '?')" > ".build/run/$name.tmp" && mv ".build/run/$name.tmp" ".build/run/$name.done"
 }
-# matrix_lane: take cells from the queue until it is empty.
-matrix_lane() {
-  local cell
-  while cell=$(flock .build/matrix/queue sh -c 'head -n 1 .build/matrix/queue; sed -i 1d .build/matrix/queue') && [ -n "$cell" ]; do
-    # shellcheck disable=SC2086 # a cell line is NAME FUNCTION ARGS...
-    cell_run $cell
+# lane QUEUE...: take items from the queues (.build/run/queue-QUEUE), in turn, until all are empty.
+lane() {
+  local queue item
+  for queue in "$@"; do
+    # shellcheck disable=SC2016 # $1: the inner shell's
+    while item=$(flock ".build/run/queue-$queue" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' _ ".build/run/queue-$queue") && [ -n "$item" ]; do
+      # shellcheck disable=SC2086 # an item line is NAME FUNCTION ARGS...
+      item_run $item
+    done
   done
 }
-cell_selected() { local v=${1#*core}; selected "$1" matrix || selected "$1" "core-${v%%-*}"; }
-matrix_start() {
-  mkdir -p .build/matrix && rm -f .build/matrix/*
-  matrix_cells | while read -r name rest; do cell_selected "$name" && echo "$name $rest"; done > .build/matrix/queue
-  cut -d' ' -f1 .build/matrix/queue > .build/matrix/cells
-  local lanes=${DJ_MATRIX_LANES:-2}
-  while [ "$lanes" -gt 0 ]; do matrix_lane & lanes=$((lanes-1)); done
+# item_selected NAME: the item is to run (no names given; its name; "matrix" for the integration
+# and keyword cells; "core-V" for the items of ansible-core V).
+item_selected() {
+  local v=${1#*core}
+  [[ $1 == *core* ]] || v=none
+  selected "$1" "core-${v%%-*}" || { [[ $1 == integration-core* || $1 == keyword-core* ]] && selected "$1" matrix; }
 }
-# matrix_result NAME: wait for the cell, show its warnings (and its log's end if it failed), report it.
-matrix_result() {
-  local name=$1 log=.build/matrix/$1.log rc start end
-  while [ ! -f ".build/matrix/$name.done" ]; do sleep 2; done
-  read -r rc start end cpu < ".build/matrix/$name.done"
-  echo "=== cell: $name ($log)"
+# run_items: start the selected items in the lanes (in the foreground, its output shown as it
+# comes, when only one is selected); .build/run/items lists them.
+run_items() {
+  mkdir -p .build/run .build/logs && rm -f .build/run/*
+  items | while read -r name lane rest; do
+    item_selected "$name" && { echo "$name" >> .build/run/items; echo "$name $rest" >> ".build/run/queue-$lane"; }
+  done
+  [ -s .build/run/items ] || { echo "hack/test.sh: no stage or cell is named ${only[*]} (see items in hack/test.sh)"; exit 2; }
+  touch .build/run/queue-any .build/run/queue-hosts
+  if [ "$(wc -l < .build/run/items)" -eq 1 ]; then
+    local item; item=$(cat .build/run/queue-*)
+    echo "=== stage: ${item%% *}"
+    # shellcheck disable=SC2086 # an item line is NAME FUNCTION ARGS...
+    item_run $item &
+    local pid=$! log; log=$(logs_of "${item%% *}")
+    tail -n +1 -F --pid=$pid "$log" 2>/dev/null
+    wait $pid
+    return
+  fi
+  echo "=== $(wc -l < .build/run/items) stages and cells in $((${DJ_LANES:-2} + 1)) lanes (logs: $root/.build/logs)"
+  lane hosts any &
+  local lanes=${DJ_LANES:-2}
+  while [ "$lanes" -gt 0 ]; do lane any & lanes=$((lanes-1)); done
+}
+# result NAME: report an item that has ended: its line, its warnings, and when it failed the end of
+# its log and its first failed task.
+result() {
+  local name=$1 log rc start end cpu
+  log=$(logs_of "$name")
+  read -r rc start end cpu < ".build/run/$name.done"
   grep -E '\[(DEPRECATION )?WARNING\]' "$log" | sort | uniq -c | sort -rn | head -n 20
   if [ "$rc" -ne 0 ] && [ "$rc" -ne $skip_rc ]; then
     tail -n 40 "$log"
-    # A cell killed from outside (exit 137: SIGKILL, the OOM killer) ends its log mid-task.
-    echo "cell $name: exit code $rc$( [ "$rc" -gt 128 ] && echo " (signal $((rc-128)))")"
-    grep -q -E '^(FATAL|ERROR):|PLAY RECAP' "$log" || echo "cell $name: its log ends without ansible-test's verdict"
+    # An item killed from outside (exit 137: SIGKILL, the OOM killer) ends its log mid-task.
+    echo "$name: exit code $rc$( [ "$rc" -gt 128 ] && echo " (signal $((rc-128)))")"
+    grep -q -E '^(FATAL|ERROR):|PLAY RECAP|passed|failed' "$log" || echo "$name: its log ends without a verdict"
     [ "$(id -u)" -ne 0 ] || dmesg 2>/dev/null | grep -i -E 'out of memory|oom-kill|killed process' | tail -n 5
     first_failure "$name" "$log"
   fi
   report "$name" "$rc" $((end-start)) "$cpu" "$(skip_reason "$rc" "$log")"
 }
-# ssh_suite [VENV]: real SSH test hosts (network namespaces, one sshd and login user each:
+# results: report each item as it ends, until every one has.
+results() {
+  local left name
+  mapfile -t left < .build/run/items
+  while [ ${#left[@]} -gt 0 ]; do
+    local still=()
+    for name in "${left[@]}"; do
+      if [ -f ".build/run/$name.done" ]; then result "$name"; else still+=("$name"); fi
+    done
+    left=("${still[@]}")
+    [ ${#left[@]} -eq 0 ] || sleep 2
+  done
+  wait
+}
+# ssh_suite [VENV [CASE...]]: real SSH test hosts (network namespaces, one sshd and login user each:
 # tests/hosts/hosts.sh) with the ansible-core of VENV (default .venv). Their Pythons: 3.11, 3.8 and
 # 3.13; 3.9 instead of 3.8 from ansible-core 2.20 on, which no longer supports 3.8 on hosts.
 ssh_suite() {
   [ -z "${1:-}" ] || export PATH="$root/$1/bin:$PATH"
   host_pythons "${1:-.venv}"
-  tests/ssh/run.sh
+  tests/ssh/run.sh "${@:2}"
 }
 # host_pythons VENV: the test hosts' Pythons (DJ_HOSTS_PYTHONS) for the ansible-core of VENV.
 host_pythons() {
@@ -329,28 +392,10 @@ package() {
 }
 
 only=("$@")
-# The matrix starts first: its cells run in the background while the stages below run.
-matrix=no
-selected matrix && matrix=yes
-[ $matrix = no ] && for cell in $(matrix_cells | cut -d' ' -f1); do cell_selected "$cell" && matrix=yes; done
-[ $matrix = yes ] && matrix_start
-stage lint lint
-stage -g core-2.21 lint-core2.21 on_core 2.21 lint
-stage unit unit
-# The main stage also runs the targets marked disabled (keyword_patterns), which the cells leave out.
-stage integration integration .venv "" --allow-disabled
-stage ssh ssh_suite
-stage -g core-2.21 ssh-core2.21 on_core 2.21 ssh_suite
-stage molecule molecule_suite
-stage -g core-2.21 molecule-core2.21 on_core 2.21 molecule_suite
-stage bench-smoke bench_smoke
-stage package package
-stage -g core-2.21 package-core2.21 on_core 2.21 package
-stage mitogen mitogen_suite
-stage runner runner_suite
-if [ $matrix = yes ]; then
-  while read -r cell; do matrix_result "$cell"; done < .build/matrix/cells
-fi
+check_targets || exit 1
+trap 'kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
+run_items
+results
 echo "stage timings: ${timings[*]}"
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed stages: ${failures[*]}"
