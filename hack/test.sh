@@ -76,8 +76,10 @@ venv_python_version() { "$1/bin/python" -c 'import sys; print("%d.%d" % sys.vers
 
 # A copy of the collection at ansible_collections/detached/jobs outside the checkout, for
 # ansible-test (it lists files with git when it finds a repository above the collection).
+# Its path names the checkout, so that runs from two checkouts never share one.
 at_copy() {
-  local base="${TMPDIR:-/tmp}/detached-jobs-ansible-test${1:+-$1}"
+  local base
+  base="${TMPDIR:-/tmp}/detached-jobs-ansible-test-$(printf %s "$root" | sha256sum | cut -c1-8)${1:+-$1}"
   local dest="$base/ansible_collections/detached/jobs"
   rm -rf "$base" && mkdir -p "$dest"
   git ls-files --cached --others --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$dest/"
