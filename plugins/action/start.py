@@ -10,6 +10,7 @@ import shlex
 import typing as t
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
@@ -40,6 +41,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        _check_types(self._task.args)
         dummy, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             mutually_exclusive=[_WHAT + ["jobs"], ["args", "cmd"], ["args", "argv"], ["args", "jobs"]],
@@ -189,6 +191,30 @@ def _limit_error(where: str, key: str, value: t.Any, raw: t.Any) -> str | None:
     if not isinstance(value, bool) and isinstance(value, (int, float)) and value < least:
         return f"{where}: {key} must be {least} or more, got {shown}{'; ' + note if note else ''}"
     return f"{where}: invalid {key} {shown}: {why}"
+
+
+# How a refusal names the type an option's value is not of (the types a value can fail to be).
+_TYPES = {"int": "a whole number", "float": "a number", "bool": "a boolean (true or false)", "list": "a list", "dict": "a dictionary"}
+
+
+def _check_types(raw: t.Any) -> None:
+    """Refuse an option whose value is not of its type, naming where, the option and the value (the
+    argument spec's own words name neither the job nor, for a float, the value). A value that the
+    argument spec converts (the string "5" to 5) is left to it, as any other option."""
+    if not isinstance(raw, dict):
+        return
+    places = [("the task", raw, dict(opts.OPTIONS, **{row.name: row for row in opts.TASK_OPTIONS}))]
+    if isinstance(raw.get("jobs"), list):
+        places += [(f"jobs[{i}]", job, opts.OPTIONS) for i, job in enumerate(raw["jobs"]) if isinstance(job, dict)]
+    for where, given, rows in places:
+        for key, value in given.items():
+            row = rows.get(key)
+            if row is None or row.role == opts.HOST or row.type not in _TYPES or value is None:
+                continue
+            try:
+                DEFAULT_TYPE_VALIDATORS[row.type](value)
+            except (TypeError, ValueError):
+                raise AnsibleActionFail(f"{where}: invalid {key} {value!r}: {_TYPES[row.type]}{' of ' + row.unit if row.unit else ''}") from None
 
 
 def _check_needs(where: str, spec: dict, job: dict, task: dict) -> None:
