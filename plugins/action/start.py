@@ -10,58 +10,27 @@ import shlex
 import typing as t
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.detached.jobs.plugins.module_utils._ids import LIMITS, MAX_SECONDS, limit_problem
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
+from ansible_collections.detached.jobs.plugins.module_utils._ids import MAX_SECONDS
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
 
-_JOB_OPTIONS: dict[str, dict] = {
-    "module": {"type": "str"},
-    "args": {"type": "dict"},
-    "cmd": {"type": "str"},
-    "argv": {"type": "list", "elements": "str"},
-    "chdir": {"type": "path"},
-    "name": {"type": "str"},
-    "if_running": {"type": "str", "choices": ["attach", "fail", "restart"]},
-    "timeout": {"type": "int"},
-    "grace": {"type": "int"},
-    "output_limit": {"type": "int"},
-    "retries": {"type": "int"},
-    "retry_delay": {"type": "float"},
-    "backoff": {"type": "float"},
-    "retry_max_delay": {"type": "float"},
-    "retry_on_timeout": {"type": "bool"},
-    "total_timeout": {"type": "int"},
-    "slot": {"type": "str"},
-    "slot_limit": {"type": "int"},
-    "queue_timeout": {"type": "int"},
-}
-# Options that are sent to the host as they are (after their checks here).
-_PASSED = ("chdir", "name", "if_running", "timeout", "grace", "output_limit", "retries", "retry_delay", "backoff", "retry_max_delay",
-           "retry_on_timeout", "total_timeout", "slot", "slot_limit", "queue_timeout")
+# A job's options (and the task's own), from the one table of them (module_utils/_options).
+_JOB_OPTIONS: dict[str, dict] = opts.task_spec()
+# Options that are sent to the host as they are (after their checks here), and their defaults.
+_PASSED = opts.SETTINGS
+_DEFAULTS = opts.task_defaults()
 _WHAT = ["module", "cmd", "argv"]
 
 ARGUMENT_SPEC: dict[str, dict] = dict(
     _JOB_OPTIONS,
     jobs={"type": "list", "elements": "dict", "options": _JOB_OPTIONS, "mutually_exclusive": [_WHAT], "required_one_of": [_WHAT]},
-    poll={"type": "int", "default": 0},
-    cleanup={"type": "bool", "default": False},
+    **{row.name: row.arg_spec(row.default) for row in opts.TASK_OPTIONS},
 )
-_DEFAULTS = {
-    "if_running": "attach",
-    "timeout": 3600,
-    "grace": 5,
-    "output_limit": 16 * 1024 * 1024,
-    "retries": 0,
-    "retry_delay": 5,
-    "backoff": 1,
-    "retry_max_delay": 0,
-    "retry_on_timeout": False,
-    "total_timeout": 0,
-    "queue_timeout": 0,
-}
 _SLACK = 30  # seconds a poll waits beyond the job's own limit and grace
 
 
@@ -72,6 +41,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        _check_types(self._task.args)
         dummy, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             mutually_exclusive=[_WHAT + ["jobs"], ["args", "cmd"], ["args", "argv"], ["args", "jobs"]],
@@ -128,21 +98,7 @@ class ActionModule(ActionBase):
 
         spec: dict[str, t.Any] = {key: opt(key) for key in _PASSED}
         self._check_limits(where, spec, i if batch else None)
-
-        def given(key: str) -> bool:
-            return job.get(key) not in (None, False) or (batch and args.get(key) not in (None, False))
-
-        if spec["slot"] is None:
-            for key in ("slot_limit", "queue_timeout"):
-                if given(key):
-                    raise AnsibleActionFail(f"{where}: {key} needs slot (the name of the slot to queue for)")
-            spec.pop("slot_limit")
-        elif spec["slot_limit"] is None:
-            spec["slot_limit"] = 1
-        if not spec["retries"]:
-            for key in ("retry_delay", "backoff", "retry_max_delay", "retry_on_timeout", "total_timeout"):
-                if given(key):
-                    raise AnsibleActionFail(f"{where}: {key} needs retries (how many times a failed job is run again)")
+        _check_needs(where, spec, job, args if batch else {})
         if job.get("cmd") is not None:
             try:
                 spec["argv"] = shlex.split(job["cmd"])
@@ -172,7 +128,7 @@ class ActionModule(ActionBase):
 
     def _check_limits(self, where: str, spec: dict, i: int | None) -> None:
         """Refuse a number option out of its bounds, before anything is sent to the host."""
-        for key in LIMITS:
+        for key in opts.LIMITS:
             if spec.get(key) is not None:
                 error = _limit_error(where, key, spec[key], self._given(key, i))
                 if error:
@@ -224,17 +180,49 @@ def _longest(spec: dict) -> float:
 
 
 def _limit_error(where: str, key: str, value: t.Any, raw: t.Any) -> str | None:
-    """Why value (raw: as the task gave it) is no valid key, or None (see _ids.limit_problem)."""
+    """Why value (raw: as the task gave it) is no valid key, or None (see _options.limit_problem)."""
     if isinstance(raw, (int, float)):  # true is no number, even where the argument spec made it 1.0
         value = raw
     shown = raw.strip() if isinstance(raw, str) else repr(value)  # the value as written: 1.5e30, not its 31 digits
-    why = limit_problem(key, value)
+    why = opts.limit_problem(key, value)
     if why is None:
         return None
-    if not isinstance(value, bool) and isinstance(value, (int, float)) and value < LIMITS[key][1]:
-        note = LIMITS[key][3]
-        return f"{where}: {key} must be {LIMITS[key][1]} or more, got {shown}{'; ' + note if note else ''}"
+    least, note = opts.LIMITS[key][1], opts.LIMITS[key][3]
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and value < least:
+        return f"{where}: {key} must be {least} or more, got {shown}{'; ' + note if note else ''}"
     return f"{where}: invalid {key} {shown}: {why}"
+
+
+# How a refusal names the type an option's value is not of (the types a value can fail to be).
+_TYPES = {"int": "a whole number", "float": "a number", "bool": "a boolean (true or false)", "list": "a list", "dict": "a dictionary"}
+
+
+def _check_types(raw: t.Any) -> None:
+    """Refuse an option whose value is not of its type, naming where, the option and the value (the
+    argument spec's own words name neither the job nor, for a float, the value). A value that the
+    argument spec converts (the string "5" to 5) is left to it, as any other option."""
+    if not isinstance(raw, dict):
+        return
+    places = [("the task", raw, dict(opts.OPTIONS, **{row.name: row for row in opts.TASK_OPTIONS}))]
+    if isinstance(raw.get("jobs"), list):
+        places += [(f"jobs[{i}]", job, opts.OPTIONS) for i, job in enumerate(raw["jobs"]) if isinstance(job, dict)]
+    for where, given, rows in places:
+        for key, value in given.items():
+            row = rows.get(key)
+            if row is None or row.role == opts.HOST or row.type not in _TYPES or value is None:
+                continue
+            try:
+                DEFAULT_TYPE_VALIDATORS[row.type](value)
+            except (TypeError, ValueError):
+                raise AnsibleActionFail(f"{where}: invalid {key} {value!r}: {_TYPES[row.type]}{' of ' + row.unit if row.unit else ''}") from None
+
+
+def _check_needs(where: str, spec: dict, job: dict, task: dict) -> None:
+    """Refuse an option given (by the job, else the task: its own value, not a default) without the option it needs."""
+    for key in _PASSED:
+        needed = opts.OPTIONS[key].needs
+        if needed and not opts.is_set(spec[needed]) and (opts.is_set(job.get(key)) or opts.is_set(task.get(key))):
+            raise AnsibleActionFail(f"{where}: {key} needs {needed} ({opts.OPTIONS[needed].about})")
 
 
 # The options each module documents (with their aliases), or None where that cannot be known;

@@ -25,6 +25,7 @@ import typing as t
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
 _PKG = "ansible_collections/detached/jobs/plugins/module_utils"
@@ -36,7 +37,7 @@ class LaunchError(js.JobStoreError):
 
 
 # The modules the supervisor's zip application holds (standard library only).
-_PYZ_MODULES = ("_ids", "_jobstore", "_process", "_supervisor")
+_PYZ_MODULES = ("_ids", "_options", "_jobstore", "_process", "_supervisor")
 # Where a built zip application is kept for the next launch, under the user's cache directory.
 _CACHE_NAME = "detached.jobs"
 
@@ -107,7 +108,7 @@ def supervisor_pyz(compiled: bool = True) -> bytes:
     starts faster and stays about 1 MB smaller, as nothing is compiled in it).
     Built once per host, user, interpreter and version of the code, and kept in the user's
     cache directory (see _cache_dir): every launch in a fresh process (each task of the async
-    keyword, each start) then reads it instead of compiling four modules.
+    keyword, each start) then reads it instead of compiling five modules.
     """
     if compiled not in _PYZ:
         sources = {name: _module_source(name) for name in _PYZ_MODULES}
@@ -209,20 +210,20 @@ class JobSpec:
         self.style = spec.get("style") or "new"
         self.args_data = spec.get("args_data")
         self.chdir = spec.get("chdir")
-        given = {k: v for k, v in spec.items() if v is not None}
-        self.timeout = given.get("timeout", 0)
-        self.grace = given.get("grace", 5)
-        self.output_limit = spec.get("output_limit")  # None: the supervisor's default (16 MiB)
-        self.if_running = spec.get("if_running") or "attach"
-        self.retries = given.get("retries", 0)
-        self.retry_delay = given.get("retry_delay", 5)
-        self.backoff = given.get("backoff", 1)
-        self.retry_max_delay = given.get("retry_max_delay", 0)
-        self.retry_on_timeout = bool(given.get("retry_on_timeout"))
-        self.total_timeout = given.get("total_timeout", 0)
-        self.slot = spec.get("slot")
-        self.slot_limit = given.get("slot_limit", 1)
-        self.queue_timeout = given.get("queue_timeout", 0)
+        given = opts.on_host  # the option as spec gives it, else the host's default (_options.JOB_OPTIONS)
+        self.timeout = given(spec, "timeout")
+        self.grace = given(spec, "grace")
+        self.output_limit = given(spec, "output_limit")  # None: the supervisor's default (16 MiB)
+        self.if_running = spec.get("if_running") or given(spec, "if_running")
+        self.retries = given(spec, "retries")
+        self.retry_delay = given(spec, "retry_delay")
+        self.backoff = given(spec, "backoff")
+        self.retry_max_delay = given(spec, "retry_max_delay")
+        self.retry_on_timeout = bool(given(spec, "retry_on_timeout"))
+        self.total_timeout = given(spec, "total_timeout")
+        self.slot = given(spec, "slot")
+        self.slot_limit = given(spec, "slot_limit")
+        self.queue_timeout = given(spec, "queue_timeout")
         # Keyword mode: a directory the supervisor removes once the job has ended (the task's tmp dir).
         self.remove_after = spec.get("remove_after")
         # Set by the async keyword (ansible-core chose the id); else a new one is made at launch.
@@ -231,9 +232,9 @@ class JobSpec:
             js.validate_name(self.name)
         if self.slot is not None:
             js.validate_name(self.slot, "slot name")
-        for key in _ids.LIMITS:
+        for key in opts.LIMITS:
             value = getattr(self, key, None)
-            problem = None if key in ("output_limit", "poll") and value is None else _ids.limit_problem(key, value)
+            problem = None if key in ("output_limit", "poll") and value is None else opts.limit_problem(key, value)
             if problem:
                 raise LaunchError(f"job {self.label}: invalid {key} {value!r}: {problem}")
 
@@ -652,7 +653,7 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
             "is still running (start it with detached.jobs.start, or turn keyword mode on, to be able to kill it)"
         )
     meta = dict(record["detached"])
-    grace = float(meta.get("grace") or 5)
+    grace = float(meta.get("grace") or opts.OPTIONS["grace"].default)
     if js.is_finished(record) and not (meta.get("state") == js.VANISHED and (child_alive(meta) or proc.marked(jid))):
         return js.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")

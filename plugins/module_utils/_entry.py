@@ -13,34 +13,13 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
-from ansible_collections.detached.jobs.plugins.module_utils import _ops, _query
+from ansible_collections.detached.jobs.plugins.module_utils import _ops, _options, _query
 
 _ASYNC_DIR = {"_async_dir": {"type": "path", "default": ids.DEFAULT_ASYNC_DIR}}
 
-# A job as the start action hands it to the host (validated there; defaults as in _control.JobSpec).
-JOB_SPEC: dict[str, dict[str, t.Any]] = {
-    "module": {"type": "str"},
-    "payload": {"type": "str", "no_log": True},
-    "interpreter": {"type": "list", "elements": "str"},
-    "style": {"type": "str", "default": "new", "choices": ["new", "old", "non_native_want_json", "binary"]},
-    "args_data": {"type": "str", "no_log": True},
-    "argv": {"type": "list", "elements": "str"},
-    "chdir": {"type": "path"},
-    "name": {"type": "str"},
-    "if_running": {"type": "str", "default": "attach", "choices": ["attach", "fail", "restart"]},
-    "timeout": {"type": "int", "default": 0},
-    "grace": {"type": "int", "default": 5},
-    "output_limit": {"type": "int"},
-    "retries": {"type": "int", "default": 0},
-    "retry_delay": {"type": "float", "default": 5},
-    "backoff": {"type": "float", "default": 1},
-    "retry_max_delay": {"type": "float", "default": 0},
-    "retry_on_timeout": {"type": "bool", "default": False},
-    "total_timeout": {"type": "int", "default": 0},
-    "slot": {"type": "str"},
-    "slot_limit": {"type": "int", "default": 1},
-    "queue_timeout": {"type": "int", "default": 0},
-}
+# A job as the start action hands it to the host (validated there; defaults as in _control.JobSpec):
+# from the one table of a job's options.
+JOB_SPEC: dict[str, dict[str, t.Any]] = _options.host_spec()
 
 # The public options of detached.jobs.wait (the action validates them; the module documents them).
 WAIT_SPEC: dict[str, dict[str, t.Any]] = {

@@ -9,7 +9,6 @@ store, which stays host-only. Standard library only, Python 3.8+.
 
 from __future__ import annotations
 
-import math
 import re
 
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
@@ -118,42 +117,7 @@ MAX_OUTPUT_LIMIT = 1024 * 1024 * 1024
 # (rewritten at each change), a slot of more jobs at once than that limits nothing, and a delay
 # that grows faster than that per attempt reaches MAX_SECONDS within a few attempts anyway.
 MAX_COUNT = 1000
-
-# The number options of a job (and the start action's poll): (unit, least, most, a note). The one
-# table of their bounds: the start action checks them before anything is sent, the host again
-# (_control.JobSpec: the async_wrapper module can be called directly), both with limit_problem.
-LIMITS = {
-    "timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
-    "grace": ("seconds", 0, MAX_SECONDS, ""),
-    "output_limit": ("bytes", 1, MAX_OUTPUT_LIMIT, "leave it out for the default (16 MiB)"),
-    "retries": ("", 0, MAX_COUNT, ""),
-    "retry_delay": ("seconds", 0, MAX_SECONDS, ""),
-    "backoff": ("", 1, MAX_COUNT, ""),
-    "retry_max_delay": ("seconds", 0, MAX_SECONDS, "0 means no maximum"),
-    "total_timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
-    "slot_limit": ("", 1, MAX_COUNT, ""),
-    "queue_timeout": ("seconds", 0, MAX_SECONDS, "0 means no limit"),
-    "poll": ("seconds", 0, MAX_SECONDS, "0 means the task does not wait"),
-}
-_SPANS = {"seconds": " (10 years)", "bytes": " (1 GiB)"}
-
-
-def limit_problem(key: str, value: object) -> str | None:
-    """What is wrong with value as the number option key (see LIMITS), or None: booleans, inf and
-    nan, and values out of bounds are refused."""
-    unit, least, most, note = LIMITS[key]
-    of, units = (f" of {unit}", f" {unit}") if unit else ("", "")
-    if isinstance(value, bool):
-        return f"a number{of}, not a boolean"
-    if not isinstance(value, (int, float)):
-        return f"a number{of}"
-    if math.isnan(value) or math.isinf(value):
-        return f"a finite number{of}"
-    if least <= value <= most:
-        return None
-    bound = f"{least} or more{units}" if value < least else f"at most {most}{units}{_SPANS.get(unit, '')}"
-    return f"{bound}; {note}" if note else bound
-
+# (_options.LIMITS: the bounds of each option, with these.)
 
 # Why a job has no status file, as far as the host can tell: it cannot tell a job that was removed
 # from one that was never there (nothing is kept of a removed job).

@@ -21,9 +21,9 @@ import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
-_DEFAULT_GRACE = 5.0
 # How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
 # have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
 # between looks at the directory's change time.
@@ -67,18 +67,19 @@ class Supervisor:
         self.jid = js.validate_jid(spec["jid"])
         self.path = self.store.job_path(self.jid)
         self.mode = spec.get("mode", "module")
-        self.timeout = float(spec.get("timeout") or 0)
-        self.grace = float(spec.get("grace", _DEFAULT_GRACE))
-        self.limit = int(spec.get("output_limit") or 16 * 1024 * 1024)
-        self.retries = int(spec.get("retries") or 0)
-        self.delay = float(spec.get("retry_delay") or 0)
-        self.backoff = float(spec.get("backoff") or 1)
-        self.max_delay = float(spec.get("retry_max_delay") or 0)
-        self.retry_on_timeout = bool(spec.get("retry_on_timeout"))
-        self.total_timeout = float(spec.get("total_timeout") or 0)
-        self.slot = spec.get("slot")
-        self.slot_limit = int(spec.get("slot_limit") or 1)
-        self.queue_timeout = float(spec.get("queue_timeout") or 0)
+        given = opts.supervised  # the option as spec gives it, else its default (_options.JOB_OPTIONS)
+        self.timeout = float(given(spec, "timeout"))
+        self.grace = float(given(spec, "grace"))
+        self.limit = int(given(spec, "output_limit"))
+        self.retries = int(given(spec, "retries"))
+        self.delay = float(given(spec, "retry_delay"))
+        self.backoff = float(given(spec, "backoff"))
+        self.max_delay = float(given(spec, "retry_max_delay"))
+        self.retry_on_timeout = bool(given(spec, "retry_on_timeout"))
+        self.total_timeout = float(given(spec, "total_timeout"))
+        self.slot = given(spec, "slot")
+        self.slot_limit = int(given(spec, "slot_limit"))
+        self.queue_timeout = float(given(spec, "queue_timeout"))
         self.queue: js.SlotQueue | None = js.SlotQueue(self.store, self.slot) if self.slot else None
         # The job's place in the slot's queue, taken by the launcher (see _control) and inherited.
         self.ticket: js.SlotTicket | None = js.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None

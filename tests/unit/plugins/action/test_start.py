@@ -1,18 +1,22 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
-"""The start action refuses, before anything starts, module arguments the module does not document."""
+"""The start action refuses, before anything starts, module arguments the module does not document,
+and a job option of a bad value (its type, its bounds, its choices, what it needs: module_utils/_options),
+naming the option and the value."""
 
 from __future__ import annotations
 
 import os
 import time
 import types
+import typing as t
 from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.detached.jobs.plugins.action import start
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +112,104 @@ def test_cost_of_the_check(capsys: pytest.CaptureFixture) -> None:
         again = time.perf_counter() - began
         with capsys.disabled():
             print(f"\n{module}: first check {first * 1000:.1f} ms, cached {again * 1000:.3f} ms")
+
+
+# --- the options of a job, checked against their table (module_utils/_options) before anything is sent ---
+def _action(**args: t.Any) -> start.ActionModule:
+    task = mock.MagicMock(args=args, async_val=0, check_mode=False, diff=False)
+    return start.ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=None, shared_loader_obj=None)
+
+
+def _refusal(**args: t.Any) -> str:
+    """The message the action refuses args with; nothing may have been sent to the host."""
+    with mock.patch.object(start, "run_host") as run_host, mock.patch.object(start, "async_dir", return_value="/x"):
+        with pytest.raises(AnsibleActionFail) as caught:
+            _action(**args).run(task_vars={})
+    run_host.assert_not_called()
+    return str(caught.value)
+
+
+def _sent(**args: t.Any) -> list[dict]:
+    """The jobs the action hands to the host for args."""
+    answer = {"jobs": [{"ansible_job_id": "j1.1", "changed": True}]}
+    with mock.patch.object(start, "run_host", return_value=answer) as run_host, mock.patch.object(start, "async_dir", return_value="/x"):
+        result = _action(**args).run(task_vars={})
+    assert not result.get("failed"), result
+    return list(run_host.call_args.args[3]["jobs"])
+
+
+def _needed(row: opts.Option) -> dict[str, t.Any]:
+    """What row needs beside it to be taken at all (a slot, retries)."""
+    return {row.needs: {"int": 1, "str": "s1"}[opts.OPTIONS[row.needs].type]} if row.needs else {}
+
+
+_NUMBERS = [row for row in opts.JOB_OPTIONS + opts.TASK_OPTIONS if row.name in opts.LIMITS]
+# (option, a bad value, what the message says besides the option and the value)
+_BAD: list[tuple[opts.Option, t.Any, str]] = []
+for _row in _NUMBERS:
+    _unit, _least, _most, _note = opts.LIMITS[_row.name]
+    _BAD.append((_row, _least - (1 if _least else 0.5 if _row.type == "float" else 1), f"must be {_least} or more"))
+    _BAD.append((_row, _most + 1, f"at most {_most}"))
+    _BAD.append((_row, "many", f"invalid {_row.name} 'many': a {'whole ' if _row.type == 'int' else ''}number"))
+for _row in opts.JOB_OPTIONS + opts.TASK_OPTIONS:
+    if _row.role == opts.HOST:
+        continue
+    if _row.type == "bool":
+        _BAD.append((_row, "maybe", f"invalid {_row.name} 'maybe': a boolean (true or false)"))
+    if _row.choices:
+        _BAD.append((_row, "sometimes", "must be one of: " + ", ".join(_row.choices)))
+
+
+@pytest.mark.parametrize(("row", "value", "words"), _BAD, ids=[f"{row.name}={value!r}" for row, value, words in _BAD])
+def test_a_bad_value_is_refused_naming_the_option_and_the_value(row: opts.Option, value: t.Any, words: str) -> None:
+    msg = _refusal(cmd="true", **dict(_needed(row), **{row.name: value}))
+    assert row.name in msg and str(value) in msg and words in msg, msg
+    if row.name in opts.LIMITS and not isinstance(value, str):
+        assert msg.startswith(f"the task: {row.name} must be") or msg.startswith(f"the task: invalid {row.name} {value}: "), msg
+
+
+@pytest.mark.parametrize(("row", "value", "words"), [bad for bad in _BAD if bad[0].role == opts.SETTING], ids=lambda x: getattr(x, "name", repr(x)))
+def test_a_bad_value_of_a_batch_job_is_refused_naming_it(row: opts.Option, value: t.Any, words: str) -> None:
+    msg = _refusal(jobs=[{"cmd": "true"}, dict({"cmd": "true", row.name: value}, **_needed(row))])
+    assert row.name in msg and str(value) in msg and words in msg, msg
+    if not isinstance(value, str):
+        assert msg.startswith(f"jobs[1]: {row.name} must be") or msg.startswith(f"jobs[1]: invalid {row.name} {value}: "), msg
+
+
+_NEEDY = [row for row in opts.JOB_OPTIONS if row.needs]
+
+
+def _asking(row: opts.Option) -> t.Any:
+    """A value of row that asks for something (not its default of nothing)."""
+    return True if row.type == "bool" else row.least + 1 if row.least is not None else "x"
+
+
+@pytest.mark.parametrize("row", _NEEDY, ids=lambda row: row.name)
+def test_an_option_without_what_it_needs_is_refused(row: opts.Option) -> None:
+    assert row.needs
+    needed = opts.OPTIONS[row.needs]
+    words = f"{row.name} needs {row.needs} ({needed.about})"
+    assert _refusal(cmd="true", **{row.name: _asking(row)}) == f"the task: {words}"
+    assert _refusal(jobs=[{"cmd": "true"}, {"cmd": "true", row.name: _asking(row)}]) == f"jobs[1]: {words}"
+    assert _refusal(jobs=[{"cmd": "true"}], **{row.name: _asking(row)}) == f"jobs[0]: {words}"  # the task's, every job's default
+    # With what it needs (the job's own or the task's), or left at nothing (false, 0), it is taken.
+    assert _sent(cmd="true", **dict(_needed(row), **{row.name: _asking(row)}))[0][row.name] == _asking(row)
+    assert _sent(jobs=[{"cmd": "true", row.name: _asking(row)}], **_needed(row))[0][row.name] == _asking(row)
+    if row.type == "bool" or row.least == 0:
+        _sent(cmd="true", **{row.name: False if row.type == "bool" else 0})
+
+
+def test_the_defaults_sent_are_the_tables() -> None:
+    (job,) = _sent(cmd="true")
+    assert {key: job[key] for key in opts.SETTINGS} == {row.name: row.default for row in opts.JOB_OPTIONS if row.role == opts.SETTING}
+    assert job["argv"] == ["true"] and "cmd" not in job
+    # A batch job takes the task's value where it gives none of its own.
+    jobs = _sent(grace=9, jobs=[{"cmd": "true"}, {"cmd": "true", "grace": 2}])
+    assert [job["grace"] for job in jobs] == [9, 2]
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [("argv", {"a": 1}, "a list"), ("args", 5, "a dictionary"), ("args", "not=a=dict x", "a dictionary")])
+def test_a_value_of_another_kind_is_refused_naming_it(key: str, value: t.Any, words: str) -> None:
+    what = {"argv": {}, "args": {"module": "ansible.builtin.command"}}[key]
+    assert _refusal(**dict(what, **{key: value})) == f"the task: invalid {key} {value!r}: {words}"
+    assert _refusal(jobs=[{"cmd": "true"}, dict(what, **{key: value})]) == f"jobs[1]: invalid {key} {value!r}: {words}"

@@ -24,6 +24,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _control as c
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
@@ -160,7 +161,7 @@ def test_jobspec_refuses_a_bad_number(key: str, value: t.Any, words: str) -> Non
 
 
 def test_jobspec_takes_the_bounds_and_leaves_output_limit_to_the_default() -> None:
-    top = {key: most for key, (unit, least, most, note) in ids.LIMITS.items() if key != "poll"}
+    top = {key: most for key, (unit, least, most, note) in opts.LIMITS.items() if key != "poll"}
     spec = ctl.JobSpec(dict(top, argv=["true"], slot="s1"))
     assert spec.timeout == ids.MAX_SECONDS and spec.slot_limit == ids.MAX_COUNT
     assert ctl.JobSpec({"argv": ["true"]}).output_limit is None
