@@ -18,33 +18,33 @@ import json
 import os
 import random
 import re
-import stat
 import sys
 import time
-import typing as t
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 
-_PKG = "ansible_collections/detached/jobs/plugins/module_utils"
+_PKG = _ids.HOST_PACKAGE.replace(".", "/")
 _ACK_TIMEOUT = 60.0
 
 
-class LaunchError(js.JobStoreError):
+class LaunchError(_ids.JobError):
     pass
 
 
 # The modules the supervisor's zip application holds (standard library only).
-_PYZ_MODULES = ("_ids", "_options", "_jobstore", "_process", "_supervisor")
+_PYZ_MODULES = _ids.host_files("supervisor")
 # Where a built zip application is kept for the next launch, under the user's cache directory.
 _CACHE_NAME = "detached.jobs"
 
 
 def _module_source(name: str) -> str:
     """The source of one of this package's modules, without importing it (the supervisor is only shipped)."""
-    fullname = f"{_PKG.replace('/', '.')}.{name}"
+    fullname = f"{_ids.HOST_PACKAGE}.{name}"
     module = sys.modules.get(fullname)
     spec = getattr(module, "__spec__", None) or importlib.util.find_spec(fullname)
     get_source = getattr(getattr(spec, "loader", None), "get_source", None)
@@ -97,7 +97,7 @@ def _build_pyz(sources: dict[str, str], compiled: bool) -> bytes:
                 add(path + "c", importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code))
             else:
                 add(path, source)
-        add("__main__.py", f"from {_PKG.replace('/', '.')}._supervisor import main\nmain()\n")
+        add("__main__.py", f"from {_ids.HOST_PACKAGE}._supervisor import main\nmain()\n")
     return buf.getvalue()
 
 
@@ -137,21 +137,16 @@ def _cache_dir() -> str | None:
     return os.path.join(base, _CACHE_NAME)
 
 
-def _private(st: os.stat_result, kind: t.Callable[[int], bool]) -> bool:
-    """Ours, of that kind, and writable by nobody else (a cached file is code the supervisor runs)."""
-    return kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
 def _read_cached(path: str) -> bytes | None:
     """A cached zip application, or None when missing, not ours and private, or not a whole zip."""
     try:
-        if not _private(os.lstat(os.path.dirname(path)), stat.S_ISDIR):
+        if sp.private_problem(os.lstat(os.path.dirname(path)), want_dir=True) is not None:
             return None
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, sp.READ_FLAGS)
     except OSError:
         return None
     try:
-        if not _private(os.fstat(fd), stat.S_ISREG):
+        if sp.private_problem(os.fstat(fd), want_dir=False) is not None:
             return None
         with os.fdopen(fd, "rb") as f:
             fd = -1
@@ -167,32 +162,18 @@ def _read_cached(path: str) -> bytes | None:
 
 def _write_cached(cache: str, path: str, data: bytes) -> None:
     """Keep data at path (atomically, 0600, in a 0700 directory); a cache that cannot be written is skipped."""
-    import tempfile
-
-    tmp = None
     try:
         os.makedirs(cache, mode=0o700, exist_ok=True)
-        if not _private(os.lstat(cache), stat.S_ISDIR):
-            return
-        fd, tmp = tempfile.mkstemp(prefix=".supervisor-", suffix=".tmp", dir=cache)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
+        if sp.private_problem(os.lstat(cache), want_dir=True) is None:
+            sp.atomic_write(path, data, "the supervisor's cache")
+    except (OSError, _ids.JobError):
         pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _new_jid(store: js.JobStore) -> str:
     rng = random.SystemRandom()
     while True:
-        jid = js.new_jid(rng.randrange(10**11, 10**12), os.getpid())
+        jid = _ids.new_jid(rng.randrange(10**11, 10**12), os.getpid())
         if not store.exists(jid):
             return jid
 
@@ -229,9 +210,9 @@ class JobSpec:
         # Set by the async keyword (ansible-core chose the id); else a new one is made at launch.
         self.jid = _ids.validate_jid(spec["jid"]) if spec.get("jid") else None
         if self.name is not None:
-            js.validate_name(self.name)
+            _ids.validate_name(self.name)
         if self.slot is not None:
-            js.validate_name(self.slot, "slot name")
+            _ids.validate_name(self.slot, "slot name")
         for key in opts.LIMITS:
             value = getattr(self, key, None)
             problem = None if key in ("output_limit", "poll") and value is None else opts.limit_problem(key, value)
@@ -246,7 +227,7 @@ class JobSpec:
 class _Pending:
     """A job whose supervisor is being started: its files, its spec for the supervisor, its answer."""
 
-    def __init__(self, jid: str, spec: JobSpec, sup_spec: dict, written: list[str], ticket: js.SlotTicket | None, modlib: str | None) -> None:
+    def __init__(self, jid: str, spec: JobSpec, sup_spec: dict, written: list[str], ticket: slots.SlotTicket | None, modlib: str | None) -> None:
         self.jid = jid
         self.spec = spec
         self.sup_spec = sup_spec
@@ -278,9 +259,9 @@ def _prepare(store: js.JobStore, spec: JobSpec, jid: str) -> tuple[list[str], li
             written.append(args_path)
             argv.append(args_path)
         return argv, written, payload
-    except js.JobStoreError:
+    except _ids.JobError:
         for path in written:
-            _unlink(path)
+            sp.unlink_quiet(path)
         raise
 
 
@@ -321,10 +302,10 @@ def _prepare_supervisor(store: js.JobStore, spec: JobSpec, python: str) -> _Pend
         if spec.slot:
             # The job's place in the slot's queue is taken here, in the order of the starts (and of
             # a batch's jobs); the supervisor inherits the ticket and holds it from then on.
-            ticket = js.SlotQueue(store, spec.slot).join(jid, {"limit": spec.slot_limit, "queued_at": time.time()})
-    except (OSError, js.JobStoreError) as ex:
+            ticket = slots.SlotQueue(store, spec.slot).join(jid, {"limit": spec.slot_limit, "queued_at": time.time()})
+    except (OSError, _ids.JobError) as ex:
         for path in written:
-            _unlink(path)
+            sp.unlink_quiet(path)
         raise LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
     sup_spec = {
         "async_dir": store.path,
@@ -374,9 +355,9 @@ def _spawn(store: js.JobStore, group: list[_Pending], python: str) -> None:
     except OSError as ex:
         for p in group:
             if p.ticket is not None:
-                js.SlotQueue(store, str(p.spec.slot)).leave(p.ticket)
+                slots.SlotQueue(store, str(p.spec.slot)).leave(p.ticket)
             for path in p.written:
-                _unlink(path)
+                sp.unlink_quiet(path)
             p.error = f"job {p.jid} ({p.spec.label}): cannot start its supervisor: {ex}"
         return
     for p in group:
@@ -432,7 +413,7 @@ def launch(store: js.JobStore, specs: list[JobSpec], python: str | None = None) 
     for spec in specs:
         try:
             job = _prepare_supervisor(store, spec, python)
-        except js.JobStoreError as ex:
+        except _ids.JobError as ex:
             pending.append({"failed": True, "msg": str(ex), "started": False, "finished": True})
             continue
         pending.append(job)
@@ -504,7 +485,7 @@ def start(store: js.JobStore, specs: list[JobSpec], python: str | None = None, c
             if spec.name and not result.get("failed") and not check_mode:
                 try:
                     store.name_set(spec.name, result["ansible_job_id"])
-                except js.JobStoreError as ex:
+                except _ids.JobError as ex:
                     # (A full disk.) A job that its name cannot find would run on unseen while the
                     # task reports a failure: stop it, and say so.
                     result = _stop_unnamed(store, result["ansible_job_id"], ex)
@@ -516,7 +497,7 @@ def _stop_unnamed(store: js.JobStore, jid: str, ex: Exception) -> dict:
     try:
         job, dummy = kill(store, jid)
         state = job.get("detached", {}).get("state")
-    except js.JobStoreError as kill_ex:
+    except _ids.JobError as kill_ex:
         state = f"unknown ({kill_ex})"
     msg = f"{ex}; job {jid} was started but could not be named, so it was stopped (its final state: {state})"
     return {"failed": True, "msg": msg, "ansible_job_id": jid, "started": False, "finished": True}
@@ -544,7 +525,7 @@ def _running_by_name(store: js.JobStore, name: str) -> dict | None:
         return None
     try:
         current = status(store, jid)
-    except js.JobNotFound:
+    except _ids.JobNotFound:
         return None
     return None if current["finished"] else current
 
@@ -555,30 +536,30 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     Raises JobNotFound / CorruptJob / InvalidJobId from the store.
     """
     record = store.read(jid)
-    if js.is_finished(record) or not _ours(record):
+    if _ids.is_finished(record) or not js.is_ours(record):
         return js.view(jid, store.job_path(jid), record)
     meta = record["detached"]
     if proc.is_alive(meta.get("pid"), meta.get("pid_start"), meta.get("boot_id")):
         return js.view(jid, store.job_path(jid), record)
     record = store.read(jid)  # it may have finished in the meantime
-    if js.is_finished(record):
+    if _ids.is_finished(record):
         return js.view(jid, store.job_path(jid), record)
     now = time.time()
     meta = dict(record["detached"])
     started = meta.get("started_at") or now
     meta.update(ended_at=now, elapsed=round(now - started, 3), rc=None, signal=None)
     msg = f"job {jid}: its supervisor (pid {meta.get('pid')}) is gone without recording a result (killed, out of memory, or the host rebooted)"
-    if meta.get("state") == js.QUEUED:
+    if meta.get("state") == _ids.QUEUED:
         msg += f"; the job was queued for slot {meta.get('slot')!r} and never ran"
     elif meta.get("retry_at"):
         msg += f"; it was waiting to start attempt {int(meta.get('attempt') or 0) + 1}, which will not run (the attempts so far are in detached.attempts)"
     if child_alive(meta):
         msg += f"; its process {meta.get('child_pid')} is still running unsupervised: kill it with mode=kill"
-    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, js.VANISHED)
+    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.VANISHED)
     if persist:
         try:
             store.write(jid, record)
-        except js.JobStoreError as ex:
+        except _ids.JobError as ex:
             # (A full disk.) The verdict stands; the next reader reaches it again and records it.
             record["msg"] = f"{msg}; this could not be recorded in its status file: {ex}"
     return js.view(jid, store.job_path(jid), record)
@@ -615,10 +596,6 @@ def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = 
     return out
 
 
-def _ours(record: dict) -> bool:
-    return isinstance(record.get("detached"), dict) and record["detached"].get("version") is not None
-
-
 def child_alive(meta: dict) -> bool:
     return proc.is_alive(meta.get("child_pid"), meta.get("child_start"), meta.get("boot_id"))
 
@@ -639,37 +616,37 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None, reason: str | 
 
 def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) -> tuple[dict, bool]:
     record = store.read(jid)
-    if not _ours(record):
-        if js.is_finished(record):
+    if not js.is_ours(record):
+        if _ids.is_finished(record):
             return js.view(jid, store.job_path(jid), record), False
         if _ids.is_mitogen_jid(jid):
-            raise js.NotKillable(
+            raise _ids.NotKillable(
                 f"job {jid}: started by Mitogen's async (strategy mitogen_*), which records a bare process id ({record.get('pid')!r}) "
                 "with no start time or boot id, so it cannot be told apart from a later process with that id; it is still running "
                 "and is left alone: stop it on the host, or start the job with detached.jobs.start to be able to kill it"
             )
-        raise js.NotKillable(
+        raise _ids.NotKillable(
             f"job {jid}: started by ansible-core's async keyword, which records no process id; it cannot be killed from here and "
             "is still running (start it with detached.jobs.start, or turn keyword mode on, to be able to kill it)"
         )
     meta = dict(record["detached"])
     grace = float(meta.get("grace") or opts.OPTIONS["grace"].default)
-    if js.is_finished(record) and not (meta.get("state") == js.VANISHED and (child_alive(meta) or proc.marked(jid))):
+    if _ids.is_finished(record) and not (meta.get("state") == _ids.VANISHED and (child_alive(meta) or proc.marked(jid))):
         return js.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")
     boot = meta.get("boot_id")
-    if isinstance(pid, int) and not js.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), boot):
+    if isinstance(pid, int) and not _ids.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), boot):
         _refuse_unproven(jid, "its supervisor", pid, meta.get("pid_start"), boot)
         if reason:
             store.set_kill_reason(jid, reason)
         try:
             os.kill(pid, 15)
         except OSError as ex:
-            raise js.JobStoreError(f"job {jid}: cannot signal its supervisor (pid {pid}): {ex.strerror}") from ex
+            raise _ids.JobError(f"job {jid}: cannot signal its supervisor (pid {pid}): {ex.strerror}") from ex
         deadline = time.monotonic() + (wait if wait is not None else grace + 5)
         while time.monotonic() < deadline:
             record = store.read(jid)
-            if js.is_finished(record):
+            if _ids.is_finished(record):
                 return js.view(jid, store.job_path(jid), record), True
             time.sleep(0.05)
         # The supervisor did not answer: stop it, then the job, here.
@@ -687,7 +664,7 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
     meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3), rc=None, signal=None)
     meta.setdefault("files", {})
     msg = f"the job was killed {reason or 'on request'} (its supervisor did not handle it)"
-    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, js.KILLED)
+    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.KILLED)
     store.write(jid, record)
     return js.view(jid, store.job_path(jid), record), True
 
@@ -695,15 +672,8 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
 def _refuse_unproven(jid: str, what: str, pid: object, start: object, boot: object) -> None:
     """Raise NotKillable unless pid is provably the process the record names (see proc.provable)."""
     if not proc.provable(pid, start, boot):
-        raise js.NotKillable(
+        raise _ids.NotKillable(
             f"job {jid}: {what} (pid {pid}) cannot be told apart from another process that has the same id: its record "
             f"{'has no start time for it' if start is None else 'names another start time'}; no signal was sent. Stop it on the "
             "host if it is yours"
         )
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -2,9 +2,10 @@
 # Copyright (c) detached.jobs contributors
 """The names of things, shared by the host code and the controller. Private to detached.jobs.
 
-Job ids, job names and job states, and how a status read from a job is classified. The
-controller (plugin_utils) needs these rules too; it imports this module and never the job
-store, which stays host-only. Standard library only, Python 3.8+.
+Job ids, job names and job states, how a status read from a job is classified, the errors of a
+job, and the one list of the host files and of the bundles that carry them. The controller
+(plugin_utils) needs these rules too; it imports this module and never the job store, which
+stays host-only. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -16,6 +17,38 @@ if TYPE_CHECKING:
     import typing as t
 
     Record = t.Dict[str, t.Any]
+
+# The package of the collection's host code, and its files (plugins/module_utils/<name>.py) that
+# run on managed hosts, each with the bundles that carry it:
+# - supervisor: the zip application a job's supervisor runs from (python -I -S, see
+#   _control.supervisor_pyz): exactly what _supervisor imports, nothing more (each running job
+#   costs what the supervisor holds in memory);
+# - runner: what the lean runner sends on stdin (plugin_utils/_remote.py): _ops, _query and what
+#   they import, the supervisor's files among them (a start builds the zip application from them);
+# - keyword: what keyword mode's wrapper carries (keyword/async_wrapper.py, written by
+#   hack/keyword_wrapper.py): _keyword and what it imports, the supervisor's files among them.
+# The one list of them: a new host file is added here (a unit test checks each bundle against the imports).
+HOST_PACKAGE = "ansible_collections.detached.jobs.plugins.module_utils"
+HOST_FILES = (
+    ("_ids", "supervisor runner keyword"),
+    ("_options", "supervisor runner keyword"),
+    ("_safepath", "supervisor runner keyword"),
+    ("_jobstore", "supervisor runner keyword"),
+    ("_slots", "supervisor runner keyword"),
+    ("_tmpdirs", "supervisor runner keyword"),
+    ("_process", "supervisor runner keyword"),
+    ("_supervisor", "supervisor runner keyword"),
+    ("_control", "runner keyword"),
+    ("_ops", "runner"),
+    ("_query", "runner"),
+    ("_keyword", "keyword"),
+)
+
+
+def host_files(bundle: str) -> tuple[str, ...]:
+    """The host files (module names, without the package) that a bundle carries (see HOST_FILES)."""
+    return tuple(name for name, bundles in HOST_FILES if bundle in bundles.split())
+
 
 # Where job directories are when the task does not say (ansible-core's async_dir default).
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
@@ -48,6 +81,23 @@ class InvalidJobId(JobError):
 
 class InvalidName(JobError):
     pass
+
+
+class JobNotFound(JobError):
+    pass
+
+
+class CorruptJob(JobError):
+    pass
+
+
+class UnsafePath(CorruptJob):
+    """A job directory, or a file or directory in it, that another user could change (see
+    _safepath.private_problem); the message names it and why. (A job whose file is refused reads as corrupt.)"""
+
+
+class NotKillable(JobError):
+    """A running job this collection cannot stop safely (started by another engine); it goes on."""
 
 
 def is_jid(value: object) -> bool:

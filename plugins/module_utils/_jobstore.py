@@ -2,44 +2,40 @@
 # Copyright (c) detached.jobs contributors
 """The job directory and its status files. Private to the detached.jobs collection.
 
-This is the only code that knows the file format (see docs/architecture.md): paths and their
-containment, atomic writes, reads, listing, the name index and the directory lock. The rules
-for job ids, names and states are in _ids (the controller shares them). Standard library only, Python 3.8+.
+This is the only code that knows the file format (see docs/architecture.md): the records and
+their shapes, paths and their containment, writes, reads, listing, the name index and the
+directory lock. The rules for job ids, names, states and errors are in _ids (the controller
+shares them); whether a file is safe to use, and how one is written, in _safepath; the slot
+queues in _slots; a module attempt's temporary directory in _tmpdirs. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import re
-import stat
-import time
 
-from ansible_collections.detached.jobs.plugins.module_utils._ids import (  # noqa: F401  # pylint: disable=unused-import  # the store's vocabulary, re-exported
+from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
+from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs
+from ansible_collections.detached.jobs.plugins.module_utils._ids import (
     DEFAULT_ASYNC_DIR,
-    FAILED,
     FINAL_STATES,
     JID_PATTERN,
-    KILLED,
     QUEUED,
     RUNNING,
-    STATES,
     SUCCEEDED,
-    TIMEOUT,
-    VANISHED,
+    CorruptJob,
     InvalidJobId,
-    InvalidName,
+    JobError,
+    JobNotFound,
+    UnsafePath,
     is_finished,
     is_jid,
     is_name,
-    new_jid,
     state_of,
     validate_jid,
     validate_name,
 )
-from ansible_collections.detached.jobs.plugins.module_utils._ids import JobError as JobStoreError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
 if TYPE_CHECKING:
@@ -52,142 +48,18 @@ FORMAT_VERSION = 1
 # '<jid>.<anything>': a job's extra files; '.<jid or name>.<pid>.<ns>.tmp': an atomic write's temporary file.
 _EXTRA_RE = re.compile(r"\A(" + JID_PATTERN + r")\.[^/]+\Z")
 _TMP_RE = re.compile(r"\A\.[^/]+\.[0-9]+\.[0-9]+\.tmp\Z")
-# A slot's ticket: '<12-digit sequence number>.<jid>'
-_TICKET_RE = re.compile(r"\A[0-9]{12}\." + JID_PATTERN + r"\Z")
+
 # Files that belong to a job: <jid>.<suffix>
 SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr", "kill")
 # '<jid>.kill': why a kill was asked for, one short line ("because the wait timed out after 30s
 # (wait on_timeout: kill)"), left by the kill before it signals the supervisor, which puts it in the
 # job's record; without it, the record says "on request".
 _KILL_REASON_MAX = 512
-# A module attempt's temporary directory (its TMPDIR, outside the job directory), named in the
-# job's running record as "tmpdir" while the attempt runs: '<TMPDIR>/detached.jobs-<jid>-<attempt>'.
-TMPDIR_PREFIX = "detached.jobs-"
 NAMES_DIR = ".names"
-SLOTS_DIR = ".slots"
 LOCK_FILE = ".lock"
 # Bytes read from the end of an output file for its tail, unless the reader asks otherwise.
 TAIL_BYTES = 4096
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
-
-
-class JobNotFound(JobStoreError):
-    pass
-
-
-def tmpdir_name(jid: str, attempt: int) -> str:
-    return f"{TMPDIR_PREFIX}{jid}-{attempt}"
-
-
-def recorded_tmpdir(jid: str, meta: object) -> str | None:
-    """The module temporary directory that a job's record names, if it is that job's and still
-    there: an absolute path named for the job, a directory (not a symlink) of this user."""
-    path = meta.get("tmpdir") if isinstance(meta, dict) else None
-    if not isinstance(path, str) or not os.path.isabs(path):
-        return None
-    if not re.fullmatch(re.escape(f"{TMPDIR_PREFIX}{jid}-") + r"[0-9]+", os.path.basename(path)):
-        return None
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return path if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() else None
-
-
-def remove_tmpdir(path: str) -> bool:
-    """Remove a job's module temporary directory (see recorded_tmpdir); whether it is gone."""
-    import shutil  # only here: the supervisor, which imports this module, stays small while its job runs
-
-    shutil.rmtree(path, ignore_errors=True)
-    return not os.path.lexists(path)
-
-
-class NotKillable(JobStoreError):
-    """A running job this collection cannot stop safely (started by another engine); it goes on."""
-
-
-class CorruptJob(JobStoreError):
-    pass
-
-
-class UnsafePath(CorruptJob):
-    """A job directory, or a file or directory in it, that another user could change (see
-    private_problem); the message names it and why. (A job whose file is refused reads as corrupt.)"""
-
-
-# How long a wait for a lock (the job directory's, a slot's) may take before it fails. A start
-# holds the directory's lock while its jobs are launched (each supervisor has 60 s to report).
-LOCK_WAIT = 120.0
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"))
-
-
-def kind_of(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "a device")
-
-
-def _owner(uid: int) -> str:
-    try:
-        import pwd  # only here: a refusal is rare
-
-        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except (ImportError, KeyError):
-        return f"uid {uid}"
-
-
-def private_problem(st: os.stat_result, want_dir: bool, others: int = 0o022) -> str | None:
-    """Why a file or directory (its lstat) is not private to this user, or None: it must be of the
-    kind wanted (never a symlink), owned by the effective user and without the write bits others."""
-    if not (stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)):
-        return f"it is not {'a directory' if want_dir else 'a regular file'} but {kind_of(st.st_mode)}"
-    if st.st_uid != os.geteuid():
-        return f"it is owned by {_owner(st.st_uid)}, not by you ({_owner(os.geteuid())})"
-    if st.st_mode & others:
-        return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
-def check_private(path: str, st: os.stat_result, want_dir: bool) -> None:
-    """Raise UnsafePath naming path and why, unless it is private to this user (see private_problem)."""
-    why = private_problem(st, want_dir)
-    if why is not None:
-        raise UnsafePath(f"{path} is not safe to use: {why}; another user could replace what the collection reads, runs or deletes there")
-
-
-def _ancestors(path: str) -> list[str]:
-    """The existing directories above path, from / down."""
-    found = []
-    parent = os.path.dirname(path)
-    while True:
-        found.append(parent)
-        up = os.path.dirname(parent)
-        if up == parent:
-            return [p for p in reversed(found) if os.path.isdir(p)]
-        parent = up
-
-
-def ancestor_problem(path: str) -> str | None:
-    """Why another user could swap path by changing a directory above it, or None.
-
-    Each directory above it (as written and as resolved) must belong to this user or root, and be
-    writable by nobody else unless it has the sticky bit (as /tmp has: others cannot rename what
-    is ours in it). This is OpenSSH's StrictModes rule; it makes the path itself trustworthy, so
-    that what is run from it by path (a job's payload) cannot be swapped after the checks.
-    """
-    me = os.geteuid()
-    for parent in dict.fromkeys(_ancestors(path) + _ancestors(os.path.realpath(path))):
-        try:
-            st = os.stat(parent)
-        except OSError:
-            continue
-        if st.st_uid not in (0, me):
-            return f"the directory above it, {parent}, is owned by {_owner(st.st_uid)}, neither you nor root"
-        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            return f"the directory above it, {parent}, is writable by others without the sticky bit (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
-def _os_error(what: str, ex: OSError) -> str:
-    return f"{what}: {ex.strerror or ex}"
 
 
 def running_record(jid: str, results_file: str, meta: Record, state: str = RUNNING) -> Record:
@@ -214,6 +86,13 @@ def final_record(jid: str, results_file: str, result: Record, meta: Record, stat
         detached=dict(meta, version=FORMAT_VERSION, state=state),
     )
     return record
+
+
+def is_ours(record: Record) -> bool:
+    """Whether a record (or a view of one) was written by this collection: the one test of it. A
+    record of ansible-core's async_wrapper or Mitogen's has no "detached" object with a version."""
+    meta = record.get("detached")
+    return isinstance(meta, dict) and meta.get("version") is not None and not meta.get("foreign")
 
 
 def view(jid: str, path: str, record: Record) -> Record:
@@ -279,82 +158,35 @@ class JobStore:
 
     def check(self) -> bool:
         """Raise UnsafePath unless the directory, where it exists, and every directory above it are
-        safe (see private_problem, ancestor_problem); whether it exists."""
-        why = ancestor_problem(self.path)
+        safe (see _safepath.dir_problem); whether it exists."""
+        st, why = sp.dir_problem(self.path, "job directory")
         if why is not None:
             raise self._refuse(why)
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
+        if st is None:
             return False
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot read job directory {self.path}", ex)) from ex
-        why = "it is a symlink" if stat.S_ISLNK(st.st_mode) else private_problem(st, want_dir=True)
-        if why is not None:
-            raise self._refuse(why)
         # The write bits a status file in it must not have: ansible-core's own status files follow
         # the umask (0664 under umask 002), harmless where the group cannot enter the directory.
         self._status_bits = 0o002 | (0o020 if st.st_mode & 0o010 else 0)
         return True
 
     def open_file(self, path: str, what: str, others: int = 0o022) -> int | None:
-        """A read-only descriptor of a file of the job directory, or None when it is missing.
-
-        Never follows a symlink nor blocks on a fifo; a file that is not a regular file of this
-        user, or that has one of the write bits others (by default: group or world writable),
-        is refused (UnsafePath). The collection writes every file 0600."""
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as ex:
-            if ex.errno == errno.ELOOP:
-                raise UnsafePath(f"{what}: {path} is not safe to use: it is a symlink; refusing to follow it") from ex
-            raise JobStoreError(_os_error(f"{what}: cannot open {path}", ex)) from ex
-        st = os.fstat(fd)
-        why = private_problem(st, want_dir=False, others=others)
-        if why is not None:
-            os.close(fd)
-            raise UnsafePath(f"{what}: {path} is not safe to use: {why}")
-        return fd
+        """A read-only descriptor of a file of the job directory, or None when it is missing (see
+        _safepath.open_private: never a symlink, never a fifo, only a file of this user without the
+        write bits others). The collection writes every file 0600."""
+        return sp.open_private(path, what, others)
 
     def ensure(self) -> None:
         """Create the directory 0700 where it is missing. An existing one is used as it is when it is
         safe (see check), and refused, never changed, when it is not."""
         if self.check():
             return
-        missing = [self.path]
-        while not os.path.lexists(os.path.dirname(missing[-1])):
-            missing.append(os.path.dirname(missing[-1]))
-        for path in reversed(missing):
-            # Each 0700 whatever the umask: made by us, below directories found safe (check).
-            try:
-                os.mkdir(path, 0o700)
-                os.chmod(path, 0o700)
-            except FileExistsError:
-                pass  # another start made it at the same moment
-            except OSError as ex:
-                raise JobStoreError(_os_error(f"cannot create job directory {self.path}", ex)) from ex
+        sp.make_dirs(self.path, "job directory")  # below directories found safe (check)
         self.check()
 
     def private_subdir(self, name: str, create: bool) -> str | None:
         """A directory of the job directory (.names, .slots, a slot's): its path, once checked
         private, or None when it is missing and not to be created."""
-        path = os.path.join(self.path, name)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            if not create:
-                return None
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                pass
-            except OSError as ex:
-                raise JobStoreError(_os_error(f"cannot create {path}", ex)) from ex
-            st = os.lstat(path)
-        check_private(path, st, want_dir=True)
-        return path
+        return sp.private_dir(os.path.join(self.path, name), create)
 
     def job_path(self, jid: str) -> str:
         return os.path.join(self.path, validate_jid(jid))
@@ -367,41 +199,18 @@ class JobStore:
     # --- files -----------------------------------------------------------
     def create_private(self, path: str, data: bytes = b"", mode: int = 0o600) -> None:
         """Create a new private file (never following or replacing anything already there)."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot create {path}", ex)) from ex
-        try:
-            _write_all(fd, data)
-        except OSError as ex:
-            os.close(fd)
-            _unlink_quiet(path)
-            raise JobStoreError(_os_error(f"cannot write {path}", ex)) from ex
-        os.close(fd)
+        sp.create_private(path, data, mode)
 
     def open_output(self, jid: str, suffix: str) -> int:
         path = self.extra_path(jid, suffix)
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as ex:
-            raise JobStoreError(_os_error(f"job {jid}: cannot create output file {path}", ex)) from ex
+            raise JobError(sp.os_error(f"job {jid}: cannot create output file {path}", ex)) from ex
 
     def _atomic_write(self, path: str, data: bytes, what: str) -> None:
-        tmp = os.path.join(self.path, f".{os.path.basename(path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"{what}: cannot create {tmp}", ex)) from ex
-        try:
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)
-        except OSError as ex:
-            _unlink_quiet(tmp)
-            raise JobStoreError(_os_error(f"{what}: cannot write {path}", ex)) from ex
+        # The temporary file is in the job directory itself, where prune finds it if it is left behind.
+        sp.atomic_write(path, data, what, tmp_dir=self.path)
 
     def write(self, jid: str, record: Record) -> None:
         """Replace the status file of jid atomically (tmp + fsync + rename); the old content survives any failure."""
@@ -457,7 +266,7 @@ class JobStore:
             offset = max(0, st.st_size - max(1, max_bytes))
             data = os.pread(fd, st.st_size - offset, offset)
         except OSError as ex:
-            raise JobStoreError(_os_error(f"job {jid}: cannot read {path}", ex)) from ex
+            raise JobError(sp.os_error(f"job {jid}: cannot read {path}", ex)) from ex
         finally:
             os.close(fd)
         return tail_lines(data, lines, cut=offset > 0), st.st_size, st.st_mtime
@@ -490,12 +299,12 @@ class JobStore:
             meta = record.get("detached")
             name = meta.get("name") if isinstance(meta, dict) else None
             # (Not while the job runs: its supervisor removes the directory when the attempt ends.)
-            tmpdir = recorded_tmpdir(jid, meta) if is_finished(record) else None
-        except JobStoreError:
+            tmpdir = _tmpdirs.recorded_tmpdir(jid, meta) if is_finished(record) else None
+        except JobError:
             pass
         removed = []
         # (What a module attempt left in its TMPDIR when its supervisor was killed with kill -9.)
-        if tmpdir is not None and remove_tmpdir(tmpdir):
+        if tmpdir is not None and _tmpdirs.remove_tmpdir(tmpdir):
             removed.append(tmpdir)
         for path in self.files_of(jid):
             try:
@@ -503,31 +312,31 @@ class JobStore:
             except FileNotFoundError:
                 continue
             except OSError as ex:
-                raise JobStoreError(_os_error(f"job {jid}: cannot remove {path}", ex)) from ex
+                raise JobError(sp.os_error(f"job {jid}: cannot remove {path}", ex)) from ex
             removed.append(path)
         if isinstance(name, str) and is_name(name):
             try:
                 if self.name_get(name) == jid:
-                    _unlink_quiet(self._name_path(name))
+                    sp.unlink_quiet(self._name_path(name))
                     removed.append(self._name_path(name))
-            except JobStoreError:
+            except JobError:
                 pass
         return removed
 
     def set_kill_reason(self, jid: str, reason: str) -> None:
         """Leave why jid is being killed (see SUFFIXES); best effort."""
         path = self.extra_path(jid, "kill")
-        _unlink_quiet(path)
+        sp.unlink_quiet(path)
         try:
             self.create_private(path, reason.encode("utf-8", "replace")[:_KILL_REASON_MAX])
-        except JobStoreError:
+        except JobError:
             pass
 
     def kill_reason(self, jid: str) -> str | None:
         """Why the kill of jid was asked for, as one line, or None."""
         try:
             fd = self.open_file(self.extra_path(jid, "kill"), f"job {jid}")
-        except JobStoreError:
+        except JobError:
             return None
         if fd is None:
             return None
@@ -541,17 +350,7 @@ class JobStore:
 
     def remove_extra(self, jid: str, suffixes: t.Iterable[str]) -> None:
         for suffix in suffixes:
-            _unlink_quiet(self.extra_path(jid, suffix))
-
-    def list_jids(self) -> list[str]:
-        """Job ids with a status file in this directory (ours, the async keyword's, Mitogen's)."""
-        try:
-            entries = os.listdir(self.path)
-        except FileNotFoundError:
-            return []
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
-        return sorted(e for e in entries if is_jid(e))
+            sp.unlink_quiet(self.extra_path(jid, suffix))
 
     def scan(self) -> tuple[dict[str, list[str]], list[str]]:
         """One listing of the directory: ({jid: its files}, leftover temporary files).
@@ -566,7 +365,7 @@ class JobStore:
         except FileNotFoundError:
             return {}, []
         except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot list job directory {self.path}", ex)) from ex
+            raise JobError(sp.os_error(f"cannot list job directory {self.path}", ex)) from ex
         jobs: dict[str, list[str]] = {}
         tmps = []
         for entry in entries:
@@ -585,13 +384,13 @@ class JobStore:
         """Remove one file of the job directory (never a directory, never anything outside it); False if already gone."""
         parent = os.path.dirname(path)
         if parent not in (self.path, os.path.join(self.path, NAMES_DIR)) or os.path.basename(path) in ("", ".", "..", NAMES_DIR):
-            raise JobStoreError(f"refusing to remove {path}: not a file of the job directory {self.path}")
+            raise JobError(f"refusing to remove {path}: not a file of the job directory {self.path}")
         try:
             os.unlink(path)
         except FileNotFoundError:
             return False
         except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot remove {path}", ex)) from ex
+            raise JobError(sp.os_error(f"cannot remove {path}", ex)) from ex
         return True
 
     # --- names and locking ---------------------------------------------
@@ -603,7 +402,7 @@ class JobStore:
         try:
             entries = os.listdir(path)
         except OSError as ex:
-            raise JobStoreError(_os_error(f"cannot list {path}", ex)) from ex
+            raise JobError(sp.os_error(f"cannot list {path}", ex)) from ex
         return sorted(e for e in entries if is_name(e))
 
     def stale_name(self, name: str, gone: t.Collection[str] = ()) -> str | None:
@@ -626,8 +425,9 @@ class JobStore:
             path = self.stale_name(name)
             return path if path is not None and self.discard(path) else None
 
-    def lock(self) -> _Lock:
-        return _Lock(os.path.join(self.path, LOCK_FILE))
+    def lock(self) -> sp.Lock:
+        """The directory's lock (flock on .lock), held while job names are claimed."""
+        return sp.Lock(os.path.join(self.path, LOCK_FILE))
 
     def _name_path(self, name: str) -> str:
         return os.path.join(self.path, NAMES_DIR, validate_name(name))
@@ -656,183 +456,3 @@ class JobStore:
         path = self._name_path(name)
         self.private_subdir(NAMES_DIR, create=True)
         self._atomic_write(path, validate_jid(jid).encode("ascii"), f"job name {name!r}")
-
-
-class SlotTicket:
-    """A job's place in a slot's queue: its ticket file, held locked (flock) by fd for as long as the job lives."""
-
-    def __init__(self, path: str, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-
-class SlotQueue:
-    """The FIFO queue of one slot of a job directory: <dir>/.slots/<slot>/<seq>.<jid> ticket files.
-
-    A job joins when it is started: the launcher creates its ticket under the slot's lock, with
-    the next sequence number, locked (flock) from before it appears, and hands the descriptor to
-    the job's supervisor, which holds it until the job has ended. The job's process inherits it
-    too, so a job whose supervisor was killed still holds its slot while its process runs. A ticket that no process holds any more belongs to a
-    job that is gone: whoever looks removes it. A job may run when fewer than its slot_limit live
-    tickets are ahead of it, so the first come run first.
-    """
-
-    def __init__(self, store: JobStore, slot: str) -> None:
-        self.slot = validate_name(slot, "slot name")
-        self.store = store
-        self.dir = os.path.join(store.path, SLOTS_DIR, slot)
-
-    def _checked(self, create: bool) -> bool:
-        """Whether the slot's directory exists (created when asked), once it and .slots are checked private."""
-        return self.store.private_subdir(SLOTS_DIR, create) is not None and self.store.private_subdir(os.path.join(SLOTS_DIR, self.slot), create) is not None
-
-    def _lock(self) -> _Lock:
-        return _Lock(os.path.join(self.dir, LOCK_FILE))
-
-    def _tickets(self) -> list[str]:
-        """Ticket file names, first come first (the sequence number is zero-padded)."""
-        try:
-            entries = os.listdir(self.dir)
-        except OSError as ex:
-            raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot list {self.dir}", ex)) from ex
-        return sorted(e for e in entries if _TICKET_RE.match(e))
-
-    def join(self, jid: str, info: Record) -> SlotTicket:
-        """Queue jid: its ticket, created and locked atomically (info is written in it for people who look)."""
-        validate_jid(jid)
-        self._checked(create=True)
-        with self._lock():
-            tickets = self._tickets()
-            seq = int(tickets[-1].split(".", 1)[0]) + 1 if tickets else 1
-            path = os.path.join(self.dir, f"{seq:012d}.{jid}")
-            tmp = os.path.join(self.dir, f".{seq:012d}.{jid}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-            try:
-                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
-            except OSError as ex:
-                raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot create a ticket in {self.dir}", ex)) from ex
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                _write_all(fd, json.dumps(dict(info, jid=jid, seq=seq), separators=(",", ":")).encode("ascii") + b"\n")
-                os.fsync(fd)
-                os.rename(tmp, path)
-            except OSError as ex:
-                os.close(fd)
-                _unlink_quiet(tmp)
-                raise JobStoreError(_os_error(f"slot {self.slot!r}: cannot write ticket {path}", ex)) from ex
-        return SlotTicket(path, fd)
-
-    def ahead(self, ticket: SlotTicket) -> int | None:
-        """How many live tickets are ahead of ticket (dead ones are removed on the way), or None if it is gone."""
-        if not self._checked(create=False):
-            return None
-        with self._lock():
-            count = 0
-            for entry in self._tickets():
-                path = os.path.join(self.dir, entry)
-                if path == ticket.path:
-                    return count
-                if self._held(path):
-                    count += 1
-            return None
-
-    def sweep(self) -> list[str]:
-        """Remove the tickets no process holds any more; returns their paths."""
-        if not self._checked(create=False):
-            return []
-        gone = []
-        with self._lock():
-            for entry in self._tickets():
-                path = os.path.join(self.dir, entry)
-                if not self._held(path):
-                    gone.append(path)
-        return gone
-
-    @staticmethod
-    def _held(path: str) -> bool:
-        """Whether a process holds the ticket; one that nobody holds is removed (call under the slot's lock)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return False
-        except OSError as ex:
-            if ex.errno == errno.ELOOP:
-                raise UnsafePath(f"{path} is not safe to use: it is a symlink, not a slot ticket") from ex
-            return True  # cannot tell: count it, never start one too many
-        try:
-            # (A ticket that is not this user's own could hold the slot for ever: refused, by name.)
-            check_private(path, os.fstat(fd), want_dir=False)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        _unlink_quiet(path)
-        return False
-
-    def leave(self, ticket: SlotTicket) -> None:
-        """The job has ended: its ticket goes, and the next in the queue may start."""
-        try:
-            with self._lock():
-                _unlink_quiet(ticket.path)
-        except JobStoreError:
-            _unlink_quiet(ticket.path)
-        if ticket.fd >= 0:
-            os.close(ticket.fd)
-            ticket.fd = -1
-
-
-class _Lock:
-    """flock on <async_dir>/.lock (or a slot's), held while job names are claimed or a slot's queue
-    is read; a wait for it fails after LOCK_WAIT seconds, naming the lock."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> _Lock:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        try:
-            self.fd = os.open(self.path, flags, 0o600)
-            check_private(self.path, os.fstat(self.fd), want_dir=False)
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                try:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise JobStoreError(
-                            f"cannot lock {self.path}: another process has held it for {LOCK_WAIT:g} s (a start or prune that is "
-                            f"still running, or one that hangs: see fuser -v {self.path})"
-                        ) from None
-                    time.sleep(0.05)
-        except (OSError, JobStoreError) as ex:
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
-            if isinstance(ex, JobStoreError):
-                raise
-            if ex.errno == errno.ELOOP:
-                raise UnsafePath(f"{self.path} is not safe to use: it is a symlink; refusing to follow it") from ex
-            raise JobStoreError(_os_error(f"cannot lock {self.path}", ex)) from ex
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view_ = memoryview(data)
-    while view_:
-        written = os.write(fd, view_)
-        view_ = view_[written:]
-
-
-def _unlink_quiet(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -151,7 +151,7 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
         result = _control.start(store, [inv.job_spec()])[0]
         if result.get("failed"):
             raise KeywordError(str(result.get("msg")))
-    except (KeywordError, js.JobStoreError) as ex:
+    except (KeywordError, ids.JobError) as ex:
         # No job will remove the task's tmp dir: do it here, as ansible-core's wrapper would.
         if not inv.preserve_tmp:
             import shutil
@@ -187,7 +187,7 @@ def wrapper_main() -> None:
     try:
         answer = launch(sys.argv[1:], os.environ)
         code = 0
-    except (KeywordError, js.JobStoreError) as ex:
+    except (KeywordError, ids.JobError) as ex:
         answer = {"failed": True, "msg": f"detached.jobs keyword mode: {ex}"}
         code = 1
     # The wrapper is no AnsibleModule (it takes no module arguments): it answers as ansible-core's does.

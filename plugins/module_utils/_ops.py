@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils._ids import BECOME_HINT, REMOVED_HINT, missing_msg
 
@@ -33,10 +34,10 @@ def _fail(msg: str, **extra: t.Any) -> dict:
 def start(params: dict, check_mode: bool = False) -> dict:
     """Launch jobs (the async_wrapper module): params jobs (list of job specs), async_dir."""
     try:
-        store = js.JobStore(params.get("async_dir") or js.DEFAULT_ASYNC_DIR, create=not check_mode)
+        store = js.JobStore(params.get("async_dir") or ids.DEFAULT_ASYNC_DIR, create=not check_mode)
         specs = [_control.JobSpec(job) for job in params["jobs"]]
         results = _control.start(store, specs, check_mode=check_mode)
-    except js.JobStoreError as ex:
+    except ids.JobError as ex:
         return _fail(str(ex))
     return {"changed": any(r.get("changed") for r in results), "jobs": results, "async_dir": store.path}
 
@@ -51,13 +52,13 @@ def status(params: dict, check_mode: bool = False) -> dict:
     fail = dict(ansible_job_id=jid, started=True, finished=True)
     path = None
     try:
-        js.validate_jid(jid)
-        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+        ids.validate_jid(jid)
+        store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         path = store.job_path(jid)
         if mode == "cleanup":
             files = store.files_of(jid)
             if not files:
-                raise js.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
+                raise ids.JobNotFound(f"job {jid}: no status file {store.job_path(jid)}")
             _refuse_running(store, jid)
             stopped = None if check_mode else _stop_leftovers(store, jid)
             removed = files if check_mode else store.remove(jid)
@@ -76,11 +77,11 @@ def status(params: dict, check_mode: bool = False) -> dict:
         if params.get("tail"):
             result["tail"] = _control.tail(store, jid, job, int(params["tail"]), _tail_bytes(params))
         return result
-    except js.JobNotFound as ex:
+    except ids.JobNotFound as ex:
         return _fail(missing_msg(jid, path) if path else f"could not find job: {ex}", **fail)
-    except js.NotKillable as ex:
+    except ids.NotKillable as ex:
         return _fail(str(ex), ansible_job_id=jid, started=True, finished=False)
-    except js.JobStoreError as ex:
+    except ids.JobError as ex:
         return _fail(str(ex), **fail)
 
 
@@ -94,11 +95,11 @@ def _refuse_running(store: js.JobStore, jid: str) -> None:
     writing and free its name for a second copy, and its record would then read succeeded."""
     try:
         job = _control.status(store, jid, persist=False)
-    except js.JobStoreError:
+    except ids.JobError:
         return  # (a damaged status file: its files may go)
     if not job["finished"]:
-        state = (job.get("detached") or {}).get("state") or js.RUNNING
-        raise js.JobStoreError(
+        state = (job.get("detached") or {}).get("state") or ids.RUNNING
+        raise ids.JobError(
             f"job {jid} is still {state}; a cleanup would delete its output and free its name while it runs, so its files are "
             "kept: kill it first (mode=kill, or wait with on_timeout=kill), then clean it up"
         )
@@ -113,16 +114,16 @@ def _stop_leftovers(store: js.JobStore, jid: str) -> str | None:
     """
     try:
         job = _control.status(store, jid)
-    except js.JobStoreError:
+    except ids.JobError:
         return None
     meta = job.get("detached") or {}
-    if meta.get("state") != js.VANISHED:
+    if meta.get("state") != ids.VANISHED:
         return None
     try:
         dummy, changed = _control.kill(store, jid)
-    except js.NotKillable:
+    except ids.NotKillable:
         raise
-    except js.JobStoreError:
+    except ids.JobError:
         return None
     return f"its process {meta.get('child_pid')} (still running unsupervised)" if changed else None
 
@@ -166,7 +167,7 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
             seen[jid] = mtime
             try:
                 view = _control.status(store, jid, persist=persist)
-            except js.JobNotFound:
+            except ids.JobNotFound:
                 if now - start_ < _MISSING_GRACE and now < deadline:
                     waiting_for_missing = True
                     seen.pop(jid, None)
@@ -174,14 +175,14 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
                 errors[jid] = missing_msg(jid, store.job_path(jid))
                 changed = bad = True
                 continue
-            except js.JobStoreError as ex:
+            except ids.JobError as ex:
                 errors[jid] = str(ex)
                 changed = bad = True
                 continue
             if view["finished"]:
                 if views.get(jid, {}).get("finished") is not True:
                     changed = True
-                    bad = bad or js.state_of(view) != js.SUCCEEDED
+                    bad = bad or ids.state_of(view) != ids.SUCCEEDED
                 views[jid] = view
             else:
                 views[jid] = _running_view(view)
@@ -213,21 +214,21 @@ def wait(params: dict, check_mode: bool = False) -> dict:
     The answer's "missing" lists the job ids that have no status file (their "errors" say so).
     """
     try:
-        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
-    except js.JobStoreError as ex:  # (a job directory another user could change: refused, saying why)
+        store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
+    except ids.JobError as ex:  # (a job directory another user could change: refused, saying why)
         return _fail(str(ex))
     errors: dict[str, str] = {}
     jids: list[str] = []
     for jid in params.get("_jids") or []:
         try:
-            jids.append(js.validate_jid(jid))
-        except js.JobStoreError as ex:
+            jids.append(ids.validate_jid(jid))
+        except ids.JobError as ex:
             errors[str(jid)] = str(ex)
     resolved: dict[str, str | None] = {}
     for name in params.get("names") or []:
         try:
             found = store.name_get(name)
-        except js.JobStoreError as ex:
+        except ids.JobError as ex:
             errors[name] = str(ex)
             continue
         resolved[name] = found
@@ -250,7 +251,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                 if not view.get("finished"):
                     try:
                         view["tail"] = _control.tail(store, jid, view, lines, _tail_bytes(params))
-                    except js.JobStoreError as ex:
+                    except ids.JobError as ex:
                         view["tail"] = {"error": str(ex)}
         return dict(result, jobs=views)
     views = {}
@@ -276,7 +277,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                 if stopped:
                     views[jid]["stopped"] = stopped
                 changed = changed or bool(removed)
-        except js.JobStoreError as ex:
+        except ids.JobError as ex:
             errors[jid] = str(ex)
     return dict(result, changed=changed, jobs=views)
 

@@ -269,10 +269,6 @@ class Spawned:
         self.answer = b""
         self.error: str | None = None
 
-    @property
-    def pid(self) -> int:
-        return int(self.popen.pid)
-
 
 def spawn_session(argv: list[str], data: bytes, pass_fds: tuple[int, ...] = ()) -> Spawned:
     """Start argv in a new session (stdin: data, stdout: a pipe for its answer, stderr: /dev/null; pass_fds stay open in it).

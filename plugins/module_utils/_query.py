@@ -18,12 +18,15 @@ import time
 import typing as t
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
+from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 
 CORRUPT = "corrupt"
 # Every state job_info can report; prune may remove all but running ones.
-INFO_STATES = js.STATES + (CORRUPT,)
-PRUNE_STATES = js.FINAL_STATES + (CORRUPT,)
+INFO_STATES = ids.STATES + (CORRUPT,)
+PRUNE_STATES = ids.FINAL_STATES + (CORRUPT,)
 # Temporary files of atomic writes and the files of a job being launched exist without a
 # status file for a moment (a launch gives up after 60 s): whatever the requested age, such
 # leftovers are removed only once they are at least this old.
@@ -46,7 +49,7 @@ JOB_INFO_SPEC: dict[str, dict[str, t.Any]] = {
 }
 PRUNE_SPEC: dict[str, dict[str, t.Any]] = {
     "older_than": {"type": "raw", "required": True},
-    "states": {"type": "list", "elements": "str", "default": list(js.FINAL_STATES), "choices": list(PRUNE_STATES)},
+    "states": {"type": "list", "elements": "str", "default": list(ids.FINAL_STATES), "choices": list(PRUNE_STATES)},
     "names": {"type": "list", "elements": "str", "default": []},
 }
 
@@ -84,8 +87,8 @@ def _count(value: object, option: str) -> int:
 
 def _validate_jids(jids: t.Iterable[object]) -> set[str]:
     try:
-        return {js.validate_jid(jid) for jid in jids}
-    except js.InvalidJobId as ex:
+        return {ids.validate_jid(jid) for jid in jids}
+    except ids.InvalidJobId as ex:
         raise QueryError(str(ex)) from ex
 
 
@@ -125,7 +128,7 @@ class Job:
 
     @property
     def ours(self) -> bool:
-        return self.view is not None and not self.meta.get("foreign") and self.meta.get("version") is not None
+        return self.view is not None and js.is_ours(self.view)
 
     @property
     def state(self) -> str:
@@ -184,7 +187,7 @@ class Job:
         }
         if self.error is not None:
             out["error"] = self.error
-        elif self.state not in (js.RUNNING, js.SUCCEEDED) and self.view is not None and self.view.get("msg"):
+        elif self.state not in (ids.RUNNING, ids.SUCCEEDED) and self.view is not None and self.view.get("msg"):
             out["msg"] = str(self.view["msg"])[:_MSG_MAX]
         if details and self.view is not None:
             out["record"] = self.view
@@ -210,9 +213,9 @@ def read_jobs(store: js.JobStore, persist: bool, jids: set[str] | None = None) -
         job = Job(store, jid, files, now)
         try:
             job.view = _control.status(store, jid, persist=persist)
-        except js.JobNotFound:
+        except ids.JobNotFound:
             continue  # removed since the listing
-        except js.JobStoreError as ex:
+        except ids.JobError as ex:
             job.error = str(ex)
         jobs.append(job)
     jobs.sort(key=lambda j: (j.started_at if j.started_at is not None else now, j.jid))
@@ -237,9 +240,9 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         names = set(params.get("names") or [])
         tail_lines = _count(params.get("tail"), "tail")
         tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or js.TAIL_BYTES
-        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+        store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
-    except (QueryError, js.JobStoreError) as ex:
+    except (QueryError, ids.JobError) as ex:
         return _fail(str(ex), jobs=[], count=0)
     selected = []
     for job in jobs:
@@ -256,7 +259,7 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         if tail_lines and job.view is not None:
             try:
                 summary["tail"] = _control.tail(store, job.jid, job.view, tail_lines, tail_bytes)
-            except js.JobStoreError as ex:
+            except ids.JobError as ex:
                 summary["tail"] = {"error": str(ex)}
         selected.append(summary)
     return {"changed": False, "jobs": selected, "count": len(selected), "async_dir": store.path}
@@ -274,12 +277,12 @@ def prune(params: dict, check_mode: bool = False) -> dict:
     result: dict[str, t.Any] = {"changed": False, "removed": [], "files": [], "kept_running": 0}
     try:
         older = parse_age(params.get("older_than"), "older_than")
-        states = _validate_states(params.get("states") or js.FINAL_STATES, PRUNE_STATES)
+        states = _validate_states(params.get("states") or ids.FINAL_STATES, PRUNE_STATES)
         names = set(params.get("names") or [])
-        store = js.JobStore(params.get("_async_dir") or js.DEFAULT_ASYNC_DIR, create=False)
+        store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         result["async_dir"] = store.path
         jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
-    except (QueryError, js.JobStoreError) as ex:
+    except (QueryError, ids.JobError) as ex:
         return _fail(str(ex), **result)
     remover = _Remover(store, check_mode)
     _prune_jobs(jobs, older, states, names, remover, result)
@@ -311,14 +314,14 @@ class _Remover:
             try:
                 if self.store.discard(path):
                     gone.append(path)
-            except js.JobStoreError as ex:
+            except ids.JobError as ex:
                 self.errors.append(str(ex))
         return gone
 
 
 def _still_running(job: Job) -> bool:
     """Not finished, or vanished with its process still running unsupervised."""
-    return job.view is not None and (not job.view["finished"] or (job.state == js.VANISHED and _control.child_alive(job.meta)))
+    return job.view is not None and (not job.view["finished"] or (job.state == ids.VANISHED and _control.child_alive(job.meta)))
 
 
 def _prune_jobs(jobs: list[Job], older: float, states: set[str], names: set[str], remove: _Remover, result: dict) -> None:
@@ -332,10 +335,10 @@ def _prune_jobs(jobs: list[Job], older: float, states: set[str], names: set[str]
         if job.age(job.ended_at) < older:
             continue
         gone = remove(job.files)
-        tmpdir = js.recorded_tmpdir(job.jid, job.meta)
+        tmpdir = tmpdirs.recorded_tmpdir(job.jid, job.meta)
         if gone and tmpdir is not None:
             # (What a module attempt left in its TMPDIR when its supervisor was killed with kill -9.)
-            if remove.check_mode or js.remove_tmpdir(tmpdir):
+            if remove.check_mode or tmpdirs.remove_tmpdir(tmpdir):
                 gone.append(tmpdir)
             else:
                 remove.errors.append(f"job {job.jid}: cannot remove its temporary directory {tmpdir}")
@@ -361,17 +364,17 @@ def _prune_leftovers(paths: list[str], older: float, remove: _Remover) -> list[s
 def _prune_slots(store: js.JobStore, remove: _Remover, result: dict) -> None:
     """Remove the slot tickets of jobs that are gone (no process holds them); their paths go to result files."""
     try:
-        top = store.private_subdir(js.SLOTS_DIR, create=False)
-        slots = sorted(os.listdir(top)) if top else []
-    except (OSError, js.JobStoreError) as ex:
+        top = store.private_subdir(slots.SLOTS_DIR, create=False)
+        queues = sorted(os.listdir(top)) if top else []
+    except (OSError, ids.JobError) as ex:
         remove.errors.append(str(ex))
         return
-    for slot in slots:
-        if not js.is_name(slot):
+    for slot in queues:
+        if not ids.is_name(slot):
             continue
         try:
-            result["files"].extend(js.SlotQueue(store, slot).sweep())
-        except js.JobStoreError as ex:
+            result["files"].extend(slots.SlotQueue(store, slot).sweep())
+        except ids.JobError as ex:
             remove.errors.append(str(ex))
 
 
@@ -380,7 +383,7 @@ def _prune_names(store: js.JobStore, names: set[str], remove: _Remover, result: 
     gone_jids = set(result["removed"]) if remove.check_mode else set()
     try:
         every = store.names()
-    except js.JobStoreError as ex:
+    except ids.JobError as ex:
         remove.errors.append(str(ex))
         return
     for name in every:
@@ -390,7 +393,7 @@ def _prune_names(store: js.JobStore, names: set[str], remove: _Remover, result: 
             stale = store.stale_name(name, gone_jids)
             if stale is not None and not remove.check_mode:
                 stale = store.name_remove_stale(name)  # again under the lock: a start may be claiming the name
-        except js.JobStoreError as ex:  # (an entry that is not a file of this user's: reported by name, left alone)
+        except ids.JobError as ex:  # (an entry that is not a file of this user's: reported by name, left alone)
             remove.errors.append(str(ex))
             continue
         if stale is not None:

@@ -23,6 +23,8 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
+from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 
 # How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
 # have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
@@ -64,7 +66,7 @@ class Supervisor:
     def __init__(self, spec: dict) -> None:
         self.spec = spec
         self.store = js.JobStore(spec["async_dir"])
-        self.jid = js.validate_jid(spec["jid"])
+        self.jid = ids.validate_jid(spec["jid"])
         self.path = self.store.job_path(self.jid)
         self.mode = spec.get("mode", "module")
         given = opts.supervised  # the option as spec gives it, else its default (_options.JOB_OPTIONS)
@@ -80,14 +82,14 @@ class Supervisor:
         self.slot = given(spec, "slot")
         self.slot_limit = int(given(spec, "slot_limit"))
         self.queue_timeout = float(given(spec, "queue_timeout"))
-        self.queue: js.SlotQueue | None = js.SlotQueue(self.store, self.slot) if self.slot else None
+        self.queue: slots.SlotQueue | None = slots.SlotQueue(self.store, self.slot) if self.slot else None
         # The job's place in the slot's queue, taken by the launcher (see _control) and inherited.
-        self.ticket: js.SlotTicket | None = js.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None
+        self.ticket: slots.SlotTicket | None = slots.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None
         self.admitted = False  # the job may run (it has no slot, or its slot had room)
         self.reason: str | None = None  # a stop requested by a signal
         self.killed = False  # SIGTERM came: no more attempts, whatever else happens
         self.stopped: str | None = None  # the stop that actually ended the job
-        self.alarm_for: str = js.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
+        self.alarm_for: str = ids.TIMEOUT  # what the armed alarm stands for: the attempt's timeout or total_timeout
         self.unarmed: str | None = None  # why the limit could not be armed (the job is then stopped)
         self.waiting = False
         self.child = 0
@@ -107,7 +109,7 @@ class Supervisor:
         if signum == signal.SIGTERM:
             self.killed = True
         if self.reason is None:
-            self.reason = self.alarm_for if signum == signal.SIGALRM else js.KILLED
+            self.reason = self.alarm_for if signum == signal.SIGALRM else ids.KILLED
         if self.waiting:
             self.waiting = False
             raise _Stop()
@@ -291,35 +293,35 @@ class Supervisor:
             result = self._command_result(rc if sig is None else -sig, self.started, ended, keep)
         else:
             result = self._module_result(rc, keep)
-        if self.stopped == js.TIMEOUT:
-            state = js.TIMEOUT
+        if self.stopped == ids.TIMEOUT:
+            state = ids.TIMEOUT
             result["msg"] = (
                 f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
             )
         elif self.stopped == TOTAL_TIMEOUT:
-            state = js.TIMEOUT
+            state = ids.TIMEOUT
             result["msg"] = (
                 f"Timeout exceeded: the job ran longer than its total_timeout of {self.total_timeout:g}s and attempt {len(self.attempts) + 1} "
                 f"was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
             )
-        elif self.stopped == js.KILLED:
-            state = js.KILLED
+        elif self.stopped == ids.KILLED:
+            state = ids.KILLED
             result["msg"] = f"the job was killed {killed_how(self.store, self.jid)}"
         elif self.stopped == UNARMED:
-            state = js.FAILED
+            state = ids.FAILED
             result["msg"] = f"{self.unarmed}; it was stopped (SIGTERM, then SIGKILL after {self.grace:g}s) rather than left running without a limit"
         elif sig is not None:
             name = proc.signal_name(sig)
             if sig == signal.SIGKILL:
-                state = js.VANISHED
+                state = ids.VANISHED
                 result["msg"] = f"the job's process (pid {self.child}) was killed by {name} (out of memory, or kill -9) before it returned a result"
             else:
-                state = js.FAILED
+                state = ids.FAILED
                 result["msg"] = f"the job's process (pid {self.child}) was killed by {name}"
         elif result.get("failed"):
-            state = js.FAILED
+            state = ids.FAILED
         else:
-            state = js.SUCCEEDED
+            state = ids.SUCCEEDED
         return result, state, rc, sig
 
     def _attempt_record(self, result: dict, state: str, rc: int | None, sig: int | None, ended: float) -> dict:
@@ -348,9 +350,9 @@ class Supervisor:
         """Seconds to wait after the attempts so far before the next one, or None when the job is not run again."""
         if len(self.attempts) > self.retries or self.killed or self.stopped == UNARMED:
             return None
-        if state == js.TIMEOUT and not (self.retry_on_timeout and self.stopped == js.TIMEOUT):
+        if state == ids.TIMEOUT and not (self.retry_on_timeout and self.stopped == ids.TIMEOUT):
             return None
-        if state not in (js.FAILED, js.VANISHED, js.TIMEOUT):
+        if state not in (ids.FAILED, ids.VANISHED, ids.TIMEOUT):
             return None
         # At most MAX_SECONDS: a delay that grew beyond any bound (backoff) is no infinite retry_at in the record.
         wait = min(retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay), ids.MAX_SECONDS)
@@ -378,19 +380,19 @@ class Supervisor:
         record = js.final_record(self.jid, self.path, result, meta, state)
         try:
             self.store.write(self.jid, record)
-        except js.JobStoreError as ex:
+        except ids.JobError as ex:
             # (A full disk, most often.) Free what the job no longer needs and try again, then try a
             # small record; if even that fails, readers will see the supervisor gone without a
             # result (vanished). The output files are kept either way.
             self.store.remove_extra(self.jid, ("payload", "args", "pyz"))
             try:
                 self.store.write(self.jid, record)
-            except js.JobStoreError:
+            except ids.JobError:
                 kept = {s: p for s in ("stdout", "stderr") for p in [self.store.extra_path(self.jid, s)] if os.path.exists(p)}
-                small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), js.FAILED)
+                small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), ids.FAILED)
                 try:
                     self.store.write(self.jid, small)
-                except js.JobStoreError:
+                except ids.JobError:
                     pass
                 return
         drop = [s for s in ("stdout", "stderr") if s not in keep]
@@ -417,7 +419,7 @@ class Supervisor:
         module killed on timeout or on request leaves behind what it could not remove itself
         (AnsiballZ's payload directory, ansible_<module>_payload_*, among others)."""
         if self.module_tmp:
-            js.remove_tmpdir(self.module_tmp)
+            tmpdirs.remove_tmpdir(self.module_tmp)
             self.module_tmp = None
             self.meta["tmpdir"] = None
 
@@ -429,7 +431,7 @@ class Supervisor:
         last = 0.0
         while True:
             if self.killed:
-                return js.KILLED
+                return ids.KILLED
             now = time.monotonic()
             try:
                 changed = os.stat(self.queue.dir).st_mtime_ns if self.queue is not None else None
@@ -446,24 +448,24 @@ class Supervisor:
     def _may_run(self) -> bool:
         """Whether fewer than slot_limit live jobs are ahead of this one in the slot's queue."""
         if self.queue is None or self.ticket is None:
-            raise js.JobStoreError(f"job {self.jid}: slot {self.slot!r} without a place in its queue")
+            raise ids.JobError(f"job {self.jid}: slot {self.slot!r} without a place in its queue")
         ahead = self.queue.ahead(self.ticket)
         if ahead is None:
-            raise js.JobStoreError(f"slot {self.slot!r}: the job's ticket {self.ticket.path} is gone from the queue")
+            raise ids.JobError(f"slot {self.slot!r}: the job's ticket {self.ticket.path} is gone from the queue")
         return ahead < self.slot_limit
 
     def _end_early(self, why: str) -> None:
         """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
         ended = time.time()
-        if why == js.KILLED:
-            state, msg = js.KILLED, f"the job was killed {killed_how(self.store, self.jid)} while queued for slot {self.slot!r}; it never ran"
+        if why == ids.KILLED:
+            state, msg = ids.KILLED, f"the job was killed {killed_how(self.store, self.jid)} while queued for slot {self.slot!r}; it never ran"
         elif why == QUEUE_TIMEOUT:
-            state, msg = js.TIMEOUT, (
+            state, msg = ids.TIMEOUT, (
                 f"Timeout exceeded: the job waited longer than its queue_timeout of {self.queue_timeout:g}s for slot {self.slot!r} "
                 f"(limit {self.slot_limit}); it never ran"
             )
         else:
-            state, msg = js.FAILED, why
+            state, msg = ids.FAILED, why
         meta = dict(self.meta, ended_at=ended, elapsed=0.0, rc=None, signal=None, files={})
         if self.retries:
             meta.update(attempt=len(self.attempts), attempts=self.attempts)
@@ -482,12 +484,12 @@ class Supervisor:
             # A timeout ended the attempt before (retry_on_timeout); a kill request is never forgotten.
             self.reason = None
             if self.killed:
-                self.reason = js.KILLED
+                self.reason = ids.KILLED
             self.started = time.time()
             if self.first_started is None:
                 self.first_started = self.started
             if self.mode == "module":
-                self.module_tmp = _make_module_tmp(self.jid, len(self.attempts) + 1)
+                self.module_tmp = tmpdirs.make_tmpdir(self.jid, len(self.attempts) + 1)
             self.child = self._spawn(list(self.spec["argv"]), out_fd, err_fd)
         finally:
             os.close(out_fd)
@@ -507,7 +509,7 @@ class Supervisor:
 
     def _arm(self) -> None:
         """The alarm for the attempt that starts now: its own timeout, or the job's total_timeout if that comes first."""
-        left = [(self.timeout, js.TIMEOUT)] if self.timeout else []
+        left = [(self.timeout, ids.TIMEOUT)] if self.timeout else []
         if self.total_timeout and self.first_started is not None:
             left.append((self.first_started + self.total_timeout - time.time(), TOTAL_TIMEOUT))
         if left:
@@ -559,8 +561,8 @@ class Supervisor:
             if self.admitted:
                 self._spawn_attempt()
             else:
-                self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, js.QUEUED))
-        except (js.JobStoreError, SpawnError, OSError, KeyError, ValueError) as ex:
+                self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, ids.QUEUED))
+        except (ids.JobError, SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._leave_queue()
@@ -586,7 +588,7 @@ class Supervisor:
                     return 0
                 self._spawn_attempt()
             self._attempts()
-        except (js.JobStoreError, SpawnError, OSError) as ex:
+        except (ids.JobError, SpawnError, OSError) as ex:
             # (A full disk when a queued job's turn came, most often.) Its process, if it started, is stopped.
             if self.child and self.child_status is None:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
@@ -620,20 +622,20 @@ class Supervisor:
                     f"the job was killed {killed_how(self.store, self.jid)} in the delay before attempt {len(self.attempts) + 1}; no more attempts "
                     f"(attempt {len(self.attempts)}: {result.get('msg') or state})"
                 )
-                state = js.KILLED
+                state = ids.KILLED
                 break
             try:
                 self._spawn_attempt()
             except SpawnError as ex:
                 ended = time.time()
                 result = {"msg": f"attempt {len(self.attempts) + 1} could not start: {ex}"}
-                state = js.FAILED
+                state = ids.FAILED
                 break
         # The job is over: a kill request or the deadline arriving now changes nothing.
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
-        if len(self.attempts) > 1 and state != js.SUCCEEDED and not self.killed:
+        if len(self.attempts) > 1 and state != ids.SUCCEEDED and not self.killed:
             result["msg"] = f"{result.get('msg') or state} (the last of {len(self.attempts)} attempts)"
         self._remove_task_tmp()
         self._write_final(result, state, self._final_meta(ended, rc, sig, keep), keep)
@@ -642,19 +644,6 @@ class Supervisor:
         if self.queue is not None and self.ticket is not None:
             self.queue.leave(self.ticket)
             self.ticket = None
-
-
-def _make_module_tmp(jid: str, attempt: int) -> str | None:
-    """A new private directory for a module attempt's temporary files, in the temporary directory
-    the job would have used (TMPDIR, else /tmp); None (the job then runs with the environment as it
-    is) when it cannot be made or the name is taken."""
-    base = os.environ.get("TMPDIR") or "/tmp"
-    path = os.path.join(os.path.abspath(base), js.tmpdir_name(jid, attempt))
-    try:
-        os.mkdir(path, 0o700)
-    except OSError:
-        return None
-    return path
 
 
 def _failure_msg(result: dict, rc: int | None) -> str:
@@ -766,9 +755,9 @@ def _abandon(job: dict, msg: str) -> None:
     try:
         store = js.JobStore(job["async_dir"])
         if job.get("ticket_fd") is not None:
-            js.SlotQueue(store, job["slot"]).leave(js.SlotTicket(job["ticket_path"], int(job["ticket_fd"])))
+            slots.SlotQueue(store, job["slot"]).leave(slots.SlotTicket(job["ticket_path"], int(job["ticket_fd"])))
         store.remove_extra(job["jid"], ("payload", "args", "pyz"))
-    except (js.JobStoreError, OSError):
+    except (ids.JobError, OSError):
         pass
     os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": msg}).encode() + b"\n")
 

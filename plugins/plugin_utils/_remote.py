@@ -91,8 +91,9 @@ def _warn_about_action(action: ActionBase, module_name: str) -> None:
         )
 
 
-_PKG = "ansible_collections.detached.jobs.plugins.module_utils"
-_HOST_CODE = ("_ids", "_options", "_jobstore", "_process", "_supervisor", "_control", "_ops", "_query")
+_PKG = ids.HOST_PACKAGE
+# The host code the lean runner sends (see _ids.HOST_FILES).
+_HOST_CODE = ids.host_files("runner")
 _SOURCES: dict[str, str] = {}
 _SOURCES_JSON: list[str] = []
 

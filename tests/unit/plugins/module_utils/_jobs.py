@@ -8,6 +8,7 @@ import os
 import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
@@ -28,12 +29,20 @@ def wait_done(store: js.JobStore, jid: str, timeout: float = 30.0) -> dict:
         time.sleep(0.02)
 
 
+def status_jids(store: js.JobStore) -> list[str]:
+    """The job ids that have a status file in the store's directory (any engine's), sorted."""
+    try:
+        return sorted(e for e in os.listdir(store.path) if ids.is_jid(e))
+    except FileNotFoundError:
+        return []
+
+
 def kill_leftovers(store: js.JobStore) -> None:
     """Never leave a job running: kill whatever is still going (not a record made up from this process)."""
-    for jid in store.list_jids():
+    for jid in status_jids(store):
         try:
             view = ctl.status(store, jid, persist=False)
             if not view["finished"] and view["detached"].get("pid") != os.getpid():
                 ctl.kill(store, jid, wait=5)
-        except js.JobStoreError:
+        except ids.JobError:
             pass

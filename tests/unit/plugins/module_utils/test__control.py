@@ -17,10 +17,11 @@ import typing as t
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
-from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, status_jids, wait_done
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
@@ -85,7 +86,7 @@ def test_command_job_runs_to_completion(store: js.JobStore, tmp_path: t.Any) -> 
     assert view["start"] <= view["end"]
     assert view["changed"] is True and "failed" not in view
     meta = view["detached"]
-    assert meta["state"] == js.SUCCEEDED and meta["version"] == js.FORMAT_VERSION
+    assert meta["state"] == ids.SUCCEEDED and meta["version"] == js.FORMAT_VERSION
     assert meta["rc"] == 0 and meta["signal"] is None and meta["files"] == {}
     assert meta["ended_at"] >= meta["started_at"] and meta["elapsed"] >= 0
     assert meta["cmd"] == view["cmd"] and meta["module"] is None
@@ -102,7 +103,7 @@ def test_command_job_failure(store: js.JobStore) -> None:
     view = wait_done(store, jid)
     assert view["rc"] == 3 and view["failed"] is True and view["msg"] == "non-zero return code"
     assert view["stderr"] == "bad"
-    assert view["detached"]["state"] == js.FAILED and view["detached"]["rc"] == 3
+    assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 3
 
 
 def test_command_chdir(store: js.JobStore, tmp_path: t.Any) -> None:
@@ -139,7 +140,7 @@ def test_module_job(store: js.JobStore) -> None:
     jid = start_one(store, spec)["ansible_job_id"]
     view = wait_done(store, jid)
     assert view["echo"] == "yes" and view["argv_len"] == 2 and view["changed"] is False
-    assert view["detached"]["state"] == js.SUCCEEDED and view["detached"]["module"] == "test.fake"
+    assert view["detached"]["state"] == ids.SUCCEEDED and view["detached"]["module"] == "test.fake"
     assert os.listdir(store.path) == [jid]  # payload, args, pyz and output removed
 
 
@@ -147,7 +148,7 @@ def test_timeout(store: js.JobStore) -> None:
     jid = start_one(store, cmd(["sleep", "300"], timeout=0.3, grace=1))["ansible_job_id"]
     child = raw(store, jid)["detached"]
     view = wait_done(store, jid)
-    assert view["detached"]["state"] == js.TIMEOUT and view["failed"] is True
+    assert view["detached"]["state"] == ids.TIMEOUT and view["failed"] is True
     assert view["msg"].startswith("Timeout exceeded")
     assert view["detached"]["signal"] == signal.SIGTERM
     assert not proc.is_alive(child["child_pid"], child["child_start"])
@@ -157,30 +158,30 @@ def test_timeout(store: js.JobStore) -> None:
 def test_supervisor_killed_reads_vanished_and_is_persisted(store: js.JobStore) -> None:
     jid = start_one(store, cmd(["sleep", "300"]))["ansible_job_id"]
     meta = raw(store, jid)["detached"]
-    assert ctl.status(store, jid)["detached"]["state"] == js.RUNNING
+    assert ctl.status(store, jid)["detached"]["state"] == ids.RUNNING
     os.kill(meta["pid"], signal.SIGKILL)
     wait_for(lambda: not proc.is_alive(meta["pid"], meta["pid_start"]))
 
     # a reader in check mode sees vanished but changes nothing
     view = ctl.status(store, jid, persist=False)
-    assert view["finished"] is True and view["detached"]["state"] == js.VANISHED
+    assert view["finished"] is True and view["detached"]["state"] == ids.VANISHED
     assert raw(store, jid)["finished"] is False
 
     view = ctl.status(store, jid)
     assert view["finished"] is True and view["failed"] is True
-    assert view["detached"]["state"] == js.VANISHED
+    assert view["detached"]["state"] == ids.VANISHED
     assert str(meta["pid"]) in view["msg"] and "still running" in view["msg"]
     stored = raw(store, jid)
-    assert stored["finished"] is True and stored["detached"]["state"] == js.VANISHED
+    assert stored["finished"] is True and stored["detached"]["state"] == ids.VANISHED
     assert stored["detached"]["ended_at"] is not None
-    assert js.state_of(stored) == js.VANISHED  # what ansible.builtin.async_status sees too
+    assert ids.state_of(stored) == ids.VANISHED  # what ansible.builtin.async_status sees too
 
     # the job's own process runs on unsupervised; kill still reaches it
     assert proc.is_alive(meta["child_pid"], meta["child_start"])
     job, changed = ctl.kill(store, jid)
-    assert changed is True and job["detached"]["state"] == js.KILLED
+    assert changed is True and job["detached"]["state"] == ids.KILLED
     wait_for(lambda: not proc.is_alive(meta["child_pid"], meta["child_start"]))
-    assert raw(store, jid)["detached"]["state"] == js.KILLED
+    assert raw(store, jid)["detached"]["state"] == ids.KILLED
     assert ctl.kill(store, jid)[1] is False
 
 
@@ -192,12 +193,12 @@ def test_vanished_when_recorded_pid_is_reused_or_another_boot(store: js.JobStore
     store.write(jid_a, js.running_record(jid_a, store.job_path(jid_a), dict(meta, pid_start="1")))
     store.write(jid_b, js.running_record(jid_b, store.job_path(jid_b), dict(meta, boot_id="00000000-0000-4000-8000-000000000000")))
     for jid in (jid_a, jid_b):
-        assert ctl.status(store, jid)["detached"]["state"] == js.VANISHED
-        assert raw(store, jid)["detached"]["state"] == js.VANISHED
+        assert ctl.status(store, jid)["detached"]["state"] == ids.VANISHED
+        assert raw(store, jid)["detached"]["state"] == ids.VANISHED
     # the same record with this process's true identity is running
     jid_c = "j100000000003.1"
     store.write(jid_c, js.running_record(jid_c, store.job_path(jid_c), meta))
-    assert ctl.status(store, jid_c)["detached"]["state"] == js.RUNNING
+    assert ctl.status(store, jid_c)["detached"]["state"] == ids.RUNNING
     store.remove(jid_c)
 
 
@@ -208,7 +209,7 @@ def test_builtin_records_are_left_alone(store: js.JobStore) -> None:
     view = ctl.status(store, jid)
     assert view["finished"] is False and view["detached"]["foreign"] is True
     assert raw(store, jid) == {"started": 1, "finished": 0, "ansible_job_id": jid}
-    with pytest.raises(js.NotKillable, match="async keyword.*still running"):
+    with pytest.raises(ids.NotKillable, match="async keyword.*still running"):
         ctl.kill(store, jid)
     store.write(jid, {"started": 1, "finished": 1, "ansible_job_id": jid, "rc": 0})
     assert ctl.kill(store, jid)[1] is False
@@ -219,7 +220,7 @@ def test_mitogen_records_are_not_killed(store: js.JobStore) -> None:
     jid = "0123456789abcdef"
     record = {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": os.getpid()}
     store.write(jid, record)
-    with pytest.raises(js.NotKillable, match=f"job {jid}: started by Mitogen's async"):
+    with pytest.raises(ids.NotKillable, match=f"job {jid}: started by Mitogen's async"):
         ctl.kill(store, jid)
     assert raw(store, jid) == record
 
@@ -253,15 +254,15 @@ def test_kill_running_job_and_its_whole_tree(store: js.JobStore, tmp_path: t.Any
     job, changed = ctl.kill(store, jid, wait=60)
     assert changed is True
     assert job["finished"] is True and job["failed"] is True
-    assert job["detached"]["state"] == js.KILLED and job["msg"] == "the job was killed on request"
+    assert job["detached"]["state"] == ids.KILLED and job["msg"] == "the job was killed on request"
     for p in (shell, escapee, sibling):
         wait_for(lambda p=p: not proc.is_alive(p, starts[p]))  # type: ignore[misc]
     wait_for(lambda: not proc.is_alive(meta["pid"], meta["pid_start"]))
-    assert raw(store, jid)["detached"]["state"] == js.KILLED
+    assert raw(store, jid)["detached"]["state"] == ids.KILLED
     assert os.listdir(store.path) == [jid]
     # killing a finished job changes nothing
     again, changed = ctl.kill(store, jid)
-    assert changed is False and again["detached"]["state"] == js.KILLED
+    assert changed is False and again["detached"]["state"] == ids.KILLED
 
 
 def test_kill_escalates_for_a_job_that_ignores_sigterm(store: js.JobStore, tmp_path: t.Any) -> None:
@@ -270,17 +271,17 @@ def test_kill_escalates_for_a_job_that_ignores_sigterm(store: js.JobStore, tmp_p
     (sleeper,) = read_pids(pids_file, 1)
     start = proc.start_time(sleeper)
     job, changed = ctl.kill(store, jid)
-    assert changed and job["detached"]["state"] == js.KILLED
+    assert changed and job["detached"]["state"] == ids.KILLED
     assert job["detached"]["signal"] == signal.SIGKILL
     wait_for(lambda: not proc.is_alive(sleeper, start))
 
 
 def test_kill_and_status_of_a_missing_job(store: js.JobStore) -> None:
-    with pytest.raises(js.JobNotFound, match=store.job_path("j1.1")):
+    with pytest.raises(ids.JobNotFound, match=store.job_path("j1.1")):
         ctl.kill(store, "j1.1")
-    with pytest.raises(js.JobNotFound):
+    with pytest.raises(ids.JobNotFound):
         ctl.status(store, "j1.1")
-    with pytest.raises(js.InvalidJobId):
+    with pytest.raises(ids.InvalidJobId):
         ctl.status(store, "../x")
 
 
@@ -295,18 +296,18 @@ def test_names_attach_fail_restart(store: js.JobStore) -> None:
 
     attached = start_one(store, cmd(["sleep", "300"], name="web", if_running="attach"))
     assert attached["ansible_job_id"] == jid and attached["attached"] is True and attached["changed"] is False
-    assert store.list_jids() == [jid]
+    assert status_jids(store) == [jid]
 
     (refused,) = ctl.start(store, [cmd(["sleep", "300"], name="web", if_running="fail")])
     assert refused["failed"] is True and refused["changed"] is False
     assert "'web'" in refused["msg"] and jid in refused["msg"]
-    assert store.list_jids() == [jid]
+    assert status_jids(store) == [jid]
 
     restarted = start_one(store, cmd(["sleep", "300"], name="web", if_running="restart"))
     new = restarted["ansible_job_id"]
     assert new != jid and restarted["changed"] is True and restarted["attached"] is False
     assert store.name_get("web") == new
-    assert raw(store, jid)["detached"]["state"] == js.KILLED
+    assert raw(store, jid)["detached"]["state"] == ids.KILLED
     wait_for(lambda: not proc.is_alive(old["child_pid"], old["child_start"]))
     assert ctl.status(store, new)["finished"] is False
 
@@ -324,7 +325,7 @@ def test_name_pointing_at_a_removed_job_starts_a_new_one(store: js.JobStore) -> 
 
 
 def test_invalid_name_is_refused() -> None:
-    with pytest.raises(js.InvalidName):
+    with pytest.raises(ids.InvalidName):
         cmd(["true"], name="../evil")
 
 
@@ -341,7 +342,7 @@ def test_concurrent_starts_of_one_name_start_one_job(store: js.JobStore) -> None
     results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     assert len({r["ansible_job_id"] for r in results}) == 1
     assert sorted(r["attached"] for r in results) == [False, True, True]
-    assert len(store.list_jids()) == 1
+    assert len(status_jids(store)) == 1
 
 
 # --- check mode -------------------------------------------------------------------
@@ -365,7 +366,7 @@ def test_check_mode_restart_keeps_the_running_job(store: js.JobStore) -> None:
     jid = start_one(store, cmd(["sleep", "300"], name="web"))["ansible_job_id"]
     (result,) = ctl.start(store, [cmd(["sleep", "300"], name="web", if_running="restart")], check_mode=True)
     assert result["would_start"] is True and result["restarted"] == jid
-    assert store.list_jids() == [jid] and store.name_get("web") == jid
+    assert status_jids(store) == [jid] and store.name_get("web") == jid
     assert ctl.status(store, jid)["finished"] is False
 
 

@@ -14,7 +14,11 @@ import typing as t
 
 import pytest
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
+from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import status_jids
 
 JID = "j123456789012.4242"
 HEX = "0123456789abcdef"
@@ -36,7 +40,7 @@ def _meta(**extra: t.Any) -> dict:
 # --- job ids and names --------------------------------------------------------
 @pytest.mark.parametrize("jid", [JID, "j1.1", "j" + "9" * 20 + "." + "9" * 10, HEX, "ffffffffffffffff", "0000000000000000"])
 def test_validate_jid_accepts(jid: str) -> None:
-    assert js.validate_jid(jid) == jid
+    assert ids.validate_jid(jid) == jid
 
 
 @pytest.mark.parametrize(
@@ -85,8 +89,8 @@ def test_validate_jid_accepts(jid: str) -> None:
     ],
 )
 def test_validate_jid_refuses(jid: object) -> None:
-    with pytest.raises(js.InvalidJobId) as err:
-        js.validate_jid(jid)
+    with pytest.raises(ids.InvalidJobId) as err:
+        ids.validate_jid(jid)
     assert repr(jid)[:50] in str(err.value)
 
 
@@ -95,11 +99,11 @@ def test_job_path_is_inside_the_directory(store: js.JobStore) -> None:
         assert store.job_path(jid) == os.path.join(store.path, jid)
         assert os.path.dirname(store.job_path(jid)) == store.path
     for bad in ("..", "/etc/passwd", "../../x"):
-        with pytest.raises(js.InvalidJobId):
+        with pytest.raises(ids.InvalidJobId):
             store.job_path(bad)
-        with pytest.raises(js.InvalidJobId):
+        with pytest.raises(ids.InvalidJobId):
             store.read(bad)
-        with pytest.raises(js.InvalidJobId):
+        with pytest.raises(ids.InvalidJobId):
             store.write(bad, {"x": 1})
     assert os.listdir(store.path) == []
 
@@ -109,17 +113,17 @@ def test_extra_path_suffixes(store: js.JobStore) -> None:
         assert store.extra_path(JID, suffix) == f"{store.path}/{JID}.{suffix}"
     with pytest.raises(ValueError, match="suffix"):
         store.extra_path(JID, "../x")
-    with pytest.raises(js.InvalidJobId):
+    with pytest.raises(ids.InvalidJobId):
         store.extra_path("..", "stdout")
 
 
 def test_new_jid_is_valid() -> None:
-    assert js.validate_jid(js.new_jid(123456789012, os.getpid())) == f"j123456789012.{os.getpid()}"
+    assert ids.validate_jid(ids.new_jid(123456789012, os.getpid())) == f"j123456789012.{os.getpid()}"
 
 
 @pytest.mark.parametrize("name", ["a", "A", "0", "build", "build-1", "web_01.example.com", "u@host", "a+b", "x" * 128])
 def test_validate_name_accepts(name: str) -> None:
-    assert js.validate_name(name) == name
+    assert ids.validate_name(name) == name
 
 
 @pytest.mark.parametrize(
@@ -127,8 +131,8 @@ def test_validate_name_accepts(name: str) -> None:
     ["", ".", "..", ".names", "-x", "_x", "a/b", "/a", "a b", "a\0", "a\n", "x" * 129, "é", "名前", "a:b", "a*", None, 3, ["a"]],
 )
 def test_validate_name_refuses(name: object) -> None:
-    with pytest.raises(js.InvalidName) as err:
-        js.validate_name(name)
+    with pytest.raises(ids.InvalidName) as err:
+        ids.validate_name(name)
     assert repr(name)[:40] in str(err.value)
 
 
@@ -159,7 +163,7 @@ def test_directory_others_can_write_is_refused_unchanged(tmp_path: t.Any, mode: 
     path.mkdir()
     os.chmod(path, mode)
     for create in (True, False):
-        with pytest.raises(js.UnsafePath, match=f"job directory {path} is not safe to use: it is writable by others \\(mode {mode:04o}\\).*private directory"):
+        with pytest.raises(ids.UnsafePath, match=f"job directory {path} is not safe to use: it is writable by others \\(mode {mode:04o}\\).*private directory"):
             js.JobStore(str(path), create=create)
     assert _mode(str(path)) == mode and os.listdir(path) == []
 
@@ -170,7 +174,7 @@ def test_directory_of_another_user_is_refused_unchanged(tmp_path: t.Any) -> None
     path.mkdir()
     os.chmod(path, 0o700)
     os.chown(path, 65534, 65534)
-    with pytest.raises(js.UnsafePath, match="is owned by uid 65534.*not by you"):
+    with pytest.raises(ids.UnsafePath, match="is owned by uid 65534.*not by you"):
         js.JobStore(str(path))
     assert _mode(str(path)) == 0o700 and os.stat(path).st_uid == 65534
 
@@ -179,7 +183,7 @@ def test_symlinked_directory_is_refused(tmp_path: t.Any) -> None:
     real = tmp_path / "real"
     real.mkdir(mode=0o700)
     os.symlink(real, tmp_path / "jobs")
-    with pytest.raises(js.UnsafePath, match="is a symlink"):
+    with pytest.raises(ids.UnsafePath, match="is a symlink"):
         js.JobStore(str(tmp_path / "jobs"))
     assert os.listdir(real) == []
 
@@ -188,7 +192,7 @@ def test_directory_under_a_parent_others_can_write_is_refused(tmp_path: t.Any) -
     parent = tmp_path / "shared"
     parent.mkdir()
     os.chmod(parent, 0o777)  # no sticky bit: anyone could rename the job directory away
-    with pytest.raises(js.UnsafePath, match=f"the directory above it, {parent}, is writable by others without the sticky bit"):
+    with pytest.raises(ids.UnsafePath, match=f"the directory above it, {parent}, is writable by others without the sticky bit"):
         js.JobStore(str(parent / "a" / "jobs"))
     assert os.listdir(parent) == []  # checked before anything is created
     os.chmod(parent, 0o1777)  # as /tmp: what is ours in it cannot be renamed by others
@@ -199,16 +203,16 @@ def test_directory_under_a_parent_others_can_write_is_refused(tmp_path: t.Any) -
 def test_create_false_does_not_create(tmp_path: t.Any) -> None:
     store = js.JobStore(str(tmp_path / "nothere"), create=False)
     assert not os.path.exists(store.path)
-    assert store.list_jids() == []
+    assert status_jids(store) == []
     assert store.names() == []
-    with pytest.raises(js.JobNotFound):
+    with pytest.raises(ids.JobNotFound):
         store.read(JID)
 
 
 def test_directory_path_is_a_file(tmp_path: t.Any) -> None:
     path = tmp_path / "jobs"
     path.write_text("x")
-    with pytest.raises(js.JobStoreError, match=str(path)):
+    with pytest.raises(ids.JobError, match=str(path)):
         js.JobStore(str(path))
 
 
@@ -256,11 +260,11 @@ def test_create_private_binary_mode(store: js.JobStore) -> None:
 def test_create_private_never_replaces(store: js.JobStore) -> None:
     path = store.extra_path(JID, "payload")
     store.create_private(path, b"first")
-    with pytest.raises(js.JobStoreError, match="cannot create"):
+    with pytest.raises(ids.JobError, match="cannot create"):
         store.create_private(path, b"second")
     with open(path, "rb") as f:
         assert f.read() == b"first"
-    with pytest.raises(js.JobStoreError, match="cannot create"):
+    with pytest.raises(ids.JobError, match="cannot create"):
         store.open_output(JID, "payload")
 
 
@@ -284,7 +288,7 @@ def test_failed_write_keeps_old_content_and_leaves_no_tmp(store: js.JobStore) ->
     os.unlink(store.job_path(HEX))
     os.mkdir(store.job_path(HEX))
     os.mkdir(os.path.join(store.job_path(HEX), "sub"))
-    with pytest.raises(js.JobStoreError, match=HEX):
+    with pytest.raises(ids.JobError, match=HEX):
         store.write(HEX, {"v": 2})
     assert sorted(os.listdir(store.path)) == sorted([JID, HEX])
     assert store.read(JID) == {"v": 1}
@@ -324,7 +328,7 @@ def test_symlink_status_file_is_refused(store: js.JobStore, tmp_path: t.Any) -> 
     target = tmp_path / "secret.json"
     target.write_text('{"secret": "s3cr3t"}')
     os.symlink(target, store.job_path(JID))
-    with pytest.raises(js.CorruptJob) as err:
+    with pytest.raises(ids.CorruptJob) as err:
         store.read(JID)
     assert "symlink" in str(err.value)
     assert store.job_path(JID) in str(err.value)
@@ -335,16 +339,16 @@ def test_symlink_to_fifo_does_not_block(store: js.JobStore, tmp_path: t.Any) -> 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     os.symlink(fifo, store.job_path(JID))
-    with pytest.raises(js.CorruptJob, match="symlink"):
+    with pytest.raises(ids.CorruptJob, match="symlink"):
         store.read(JID)
 
 
 def test_fifo_or_directory_status_file(store: js.JobStore) -> None:
     os.mkfifo(store.job_path(JID))  # no writer: a blocking open would hang
-    with pytest.raises(js.CorruptJob, match="not a regular file"):
+    with pytest.raises(ids.CorruptJob, match="not a regular file"):
         store.read(JID)
     os.mkdir(store.job_path(HEX))
-    with pytest.raises(js.CorruptJob, match="not a regular file"):
+    with pytest.raises(ids.CorruptJob, match="not a regular file"):
         store.read(HEX)
 
 
@@ -363,9 +367,9 @@ def test_symlinked_extra_files_are_refused(store: js.JobStore, tmp_path: t.Any) 
     target.write_text("keep me")
     for suffix in ("stdout", "payload"):
         os.symlink(target, store.extra_path(JID, suffix))
-    with pytest.raises(js.JobStoreError):
+    with pytest.raises(ids.JobError):
         store.open_output(JID, "stdout")
-    with pytest.raises(js.JobStoreError):
+    with pytest.raises(ids.JobError):
         store.create_private(store.extra_path(JID, "payload"), b"evil")
     assert target.read_text() == "keep me"
 
@@ -375,7 +379,7 @@ def test_symlinked_name_entry_is_refused(store: js.JobStore, tmp_path: t.Any) ->
     target.write_text(JID)
     os.makedirs(os.path.join(store.path, ".names"))
     os.symlink(target, os.path.join(store.path, ".names", "web"))
-    with pytest.raises(js.JobStoreError, match="web"):
+    with pytest.raises(ids.JobError, match="web"):
         store.name_get("web")
 
 
@@ -390,10 +394,10 @@ def test_remove_deletes_a_symlink_not_its_target(store: js.JobStore, tmp_path: t
 
 # --- missing and corrupt status files ---------------------------------------------
 def test_not_found_names_the_path(store: js.JobStore) -> None:
-    with pytest.raises(js.JobNotFound) as err:
+    with pytest.raises(ids.JobNotFound) as err:
         store.read(JID)
     assert store.job_path(JID) in str(err.value)
-    assert isinstance(err.value, js.JobStoreError)
+    assert isinstance(err.value, ids.JobError)
     assert not store.exists(JID)
     assert store.mtime_ns(JID) is None
 
@@ -419,7 +423,7 @@ def test_not_found_names_the_path(store: js.JobStore) -> None:
 def test_corrupt_status_file(store: js.JobStore, data: bytes, words: str) -> None:
     with open(store.job_path(JID), "wb") as f:
         f.write(data)
-    with pytest.raises(js.CorruptJob) as err:
+    with pytest.raises(ids.CorruptJob) as err:
         store.read(JID)
     assert store.job_path(JID) in str(err.value)
     assert words in str(err.value)
@@ -432,7 +436,7 @@ def test_truncated_status_file(store: js.JobStore) -> None:
     for cut in (1, len(data) // 2, len(data) - 1):
         with open(store.job_path(JID), "wb") as f:
             f.write(data[:cut])
-        with pytest.raises(js.CorruptJob, match=store.job_path(JID)):
+        with pytest.raises(ids.CorruptJob, match=store.job_path(JID)):
             store.read(JID)
 
 
@@ -448,47 +452,47 @@ def test_running_and_final_records(store: js.JobStore) -> None:
     running = js.running_record(JID, path, _meta(name="web"))
     assert running["started"] is True and running["finished"] is False
     assert running["ansible_job_id"] == JID and running["results_file"] == path
-    assert running["detached"]["state"] == js.RUNNING and running["detached"]["version"] == js.FORMAT_VERSION
-    assert js.state_of(running) == js.RUNNING and not js.is_finished(running)
+    assert running["detached"]["state"] == ids.RUNNING and running["detached"]["version"] == js.FORMAT_VERSION
+    assert ids.state_of(running) == ids.RUNNING and not ids.is_finished(running)
 
     result = {"rc": 0, "stdout": "hi", "started": "bogus", "ansible_job_id": "bogus", "detached": "bogus"}
-    done = js.final_record(JID, path, result, _meta(), js.SUCCEEDED)
+    done = js.final_record(JID, path, result, _meta(), ids.SUCCEEDED)
     assert done["finished"] is True and done["started"] is True and done["ansible_job_id"] == JID
     assert "failed" not in done and done["stdout"] == "hi"
-    assert js.state_of(done) == js.SUCCEEDED
-    for state in (js.FAILED, js.TIMEOUT, js.KILLED, js.VANISHED):
+    assert ids.state_of(done) == ids.SUCCEEDED
+    for state in (ids.FAILED, ids.TIMEOUT, ids.KILLED, ids.VANISHED):
         rec = js.final_record(JID, path, {"rc": 0}, _meta(), state)
-        assert rec["failed"] is True and js.state_of(rec) == state
+        assert rec["failed"] is True and ids.state_of(rec) == state
     with pytest.raises(ValueError):
-        js.final_record(JID, path, {}, _meta(), js.RUNNING)
+        js.final_record(JID, path, {}, _meta(), ids.RUNNING)
 
 
 @pytest.mark.parametrize(
     ("record", "finished", "state"),
     [
         # ansible-core's async_wrapper: the running record (booleans; older releases and the task result use ints)
-        ({"started": True, "finished": False, "ansible_job_id": JID}, False, js.RUNNING),
-        ({"started": 1, "finished": 0, "ansible_job_id": JID}, False, js.RUNNING),
+        ({"started": True, "finished": False, "ansible_job_id": JID}, False, ids.RUNNING),
+        ({"started": 1, "finished": 0, "ansible_job_id": JID}, False, ids.RUNNING),
         # its timeout record and its failure to run the module, verbatim
-        ({"msg": "Timeout exceeded", "failed": True, "child_pid": 4242}, True, js.TIMEOUT),
-        ({"failed": True, "cmd": "/x/mod.py", "msg": "Traceback...", "data": "", "stderr": "", "ansible_job_id": JID}, True, js.FAILED),
-        ({"started": 1, "finished": 0, "ansible_job_id": JID, "results_file": "/x"}, False, js.RUNNING),
+        ({"msg": "Timeout exceeded", "failed": True, "child_pid": 4242}, True, ids.TIMEOUT),
+        ({"failed": True, "cmd": "/x/mod.py", "msg": "Traceback...", "data": "", "stderr": "", "ansible_job_id": JID}, True, ids.FAILED),
+        ({"started": 1, "finished": 0, "ansible_job_id": JID, "results_file": "/x"}, False, ids.RUNNING),
         # the module's result as written when it finished (no 'started' at all)
-        ({"changed": True, "rc": 0, "stdout": "x"}, True, js.SUCCEEDED),
-        ({"failed": True, "msg": "boom", "rc": 1}, True, js.FAILED),
+        ({"changed": True, "rc": 0, "stdout": "x"}, True, ids.SUCCEEDED),
+        ({"failed": True, "msg": "boom", "rc": 1}, True, ids.FAILED),
         # ansible-core's finished markers
-        ({"started": 1, "finished": 1, "ansible_job_id": JID, "rc": 0}, True, js.SUCCEEDED),
-        ({"started": 1, "finished": 1, "failed": 1, "msg": "Timeout exceeded", "ansible_job_id": JID}, True, js.TIMEOUT),
-        ({"finished": 1, "failed": True, "msg": "Timeout exceeded (1s)"}, True, js.TIMEOUT),
-        ({"started": 1, "finished": 1, "failed": 1, "msg": "could not execute"}, True, js.FAILED),
+        ({"started": 1, "finished": 1, "ansible_job_id": JID, "rc": 0}, True, ids.SUCCEEDED),
+        ({"started": 1, "finished": 1, "failed": 1, "msg": "Timeout exceeded", "ansible_job_id": JID}, True, ids.TIMEOUT),
+        ({"finished": 1, "failed": True, "msg": "Timeout exceeded (1s)"}, True, ids.TIMEOUT),
+        ({"started": 1, "finished": 1, "failed": 1, "msg": "could not execute"}, True, ids.FAILED),
         # a damaged 'detached' object falls back to the builtin rules
-        ({"started": True, "finished": False, "detached": {"state": "bogus"}}, False, js.RUNNING),
-        ({"started": True, "finished": True, "detached": "text"}, True, js.SUCCEEDED),
+        ({"started": True, "finished": False, "detached": {"state": "bogus"}}, False, ids.RUNNING),
+        ({"started": True, "finished": True, "detached": "text"}, True, ids.SUCCEEDED),
     ],
 )
 def test_builtin_shaped_records(store: js.JobStore, record: dict, finished: bool, state: str) -> None:
-    assert js.is_finished(record) is finished
-    assert js.state_of(record) == state
+    assert ids.is_finished(record) is finished
+    assert ids.state_of(record) == state
     store.write(JID, record)
     out = js.view(JID, store.job_path(JID), store.read(JID))
     assert out["finished"] is finished and out["started"] is True
@@ -511,14 +515,14 @@ def test_view_of_our_records(store: js.JobStore) -> None:
     out = js.view(JID, path, running)
     assert out == running
     assert out is not running
-    done = js.final_record(JID, path, {"rc": 2, "msg": "non-zero return code"}, _meta(), js.FAILED)
+    done = js.final_record(JID, path, {"rc": 2, "msg": "non-zero return code"}, _meta(), ids.FAILED)
     out = js.view(JID, path, done)
-    assert out["detached"]["state"] == js.FAILED and out["finished"] is True and out["failed"] is True
+    assert out["detached"]["state"] == ids.FAILED and out["finished"] is True and out["failed"] is True
     assert "foreign" not in out["detached"]
 
 
 # --- listing, removal, names, lock ------------------------------------------------
-def test_list_and_scan(store: js.JobStore) -> None:
+def test_scan(store: js.JobStore) -> None:
     store.write(JID, {"v": 1})
     store.write(HEX, {"v": 1})
     store.create_private(store.extra_path(JID, "stdout"))
@@ -528,7 +532,6 @@ def test_list_and_scan(store: js.JobStore) -> None:
     store.create_private(tmp)
     store.create_private(os.path.join(store.path, "unrelated.txt"))
     store.name_set("web", JID)
-    assert store.list_jids() == sorted([JID, HEX])
     jobs, tmps = store.scan()
     assert jobs == {JID: [store.job_path(JID), store.extra_path(JID, "stdout")], HEX: [store.job_path(HEX)], other: [os.path.join(store.path, other + ".tmp")]}
     assert tmps == [tmp]
@@ -536,7 +539,7 @@ def test_list_and_scan(store: js.JobStore) -> None:
 
 def test_remove_returns_every_removed_file(store: js.JobStore) -> None:
     path = store.job_path(JID)
-    store.write(JID, js.final_record(JID, path, {"rc": 0}, _meta(name="web"), js.SUCCEEDED))
+    store.write(JID, js.final_record(JID, path, {"rc": 0}, _meta(name="web"), ids.SUCCEEDED))
     extras = [store.extra_path(JID, s) for s in js.SUFFIXES]
     for extra in extras:
         store.create_private(extra, b"x")
@@ -554,7 +557,7 @@ def test_remove_returns_every_removed_file(store: js.JobStore) -> None:
 
 
 def test_remove_keeps_name_of_a_newer_job(store: js.JobStore) -> None:
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(name="web"), js.SUCCEEDED))
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(name="web"), ids.SUCCEEDED))
     store.write(HEX, js.running_record(HEX, store.job_path(HEX), _meta(name="web")))
     store.name_set("web", HEX)
     assert store.remove(JID) == [store.job_path(JID)]
@@ -578,7 +581,7 @@ def test_remove_extra_and_discard(store: js.JobStore, tmp_path: t.Any) -> None:
     outside = tmp_path / "outside"
     outside.write_text("x")
     for bad in (str(outside), store.path, os.path.join(store.path, ".names"), os.path.join(store.path, "..", "outside"), os.path.join(store.path, "")):
-        with pytest.raises(js.JobStoreError, match="refusing"):
+        with pytest.raises(ids.JobError, match="refusing"):
             store.discard(bad)
     assert outside.exists()
     assert store.discard(store.job_path(JID)) is True
@@ -599,11 +602,11 @@ def test_name_index(store: js.JobStore) -> None:
 
 
 def test_name_index_refuses_bad_input(store: js.JobStore) -> None:
-    with pytest.raises(js.InvalidName):
+    with pytest.raises(ids.InvalidName):
         store.name_set("../evil", JID)
-    with pytest.raises(js.InvalidName):
+    with pytest.raises(ids.InvalidName):
         store.name_get("a/b")
-    with pytest.raises(js.InvalidJobId):
+    with pytest.raises(ids.InvalidJobId):
         store.name_set("web", "../../etc/passwd")
     assert store.names() == []
     assert not os.path.exists(os.path.join(store.path, "..", "evil"))
@@ -614,7 +617,7 @@ def test_corrupt_name_entry(store: js.JobStore) -> None:
     path = os.path.join(store.path, ".names", "web")
     with open(path, "w") as f:
         f.write("../../etc/passwd")
-    with pytest.raises(js.CorruptJob) as err:
+    with pytest.raises(ids.CorruptJob) as err:
         store.name_get("web")
     assert path in str(err.value)
     assert store.stale_name("web") == path
@@ -693,7 +696,7 @@ def test_output_tail_refuses_a_symlink(store: js.JobStore, tmp_path: t.Any) -> N
     secret = tmp_path / "secret"
     secret.write_text("not yours\n")
     os.symlink(str(secret), store.extra_path(JID, "stdout"))
-    with pytest.raises(js.CorruptJob, match="symlink"):
+    with pytest.raises(ids.CorruptJob, match="symlink"):
         store.output_tail(JID, "stdout", 3)
 
 
@@ -703,7 +706,7 @@ def _jid(i: int) -> str:
 
 
 def test_slot_queue_is_first_come_first_served(store: js.JobStore) -> None:
-    queue = js.SlotQueue(store, "db")
+    queue = slots.SlotQueue(store, "db")
     tickets = [queue.join(_jid(i), {"limit": 2}) for i in range(4)]
     assert [queue.ahead(t) for t in tickets] == [0, 1, 2, 3]
     assert sorted(os.listdir(queue.dir)) == [js.LOCK_FILE] + [f"{i + 1:012d}.{_jid(i)}" for i in range(4)]
@@ -718,7 +721,7 @@ def test_slot_queue_is_first_come_first_served(store: js.JobStore) -> None:
 
 def test_a_ticket_nobody_holds_is_removed(store: js.JobStore) -> None:
     """A job whose supervisor and process died (kill -9) leaves its ticket unheld: it stops counting and goes."""
-    queue = js.SlotQueue(store, "db")
+    queue = slots.SlotQueue(store, "db")
     tickets = [queue.join(_jid(i), {}) for i in range(3)]
     os.close(tickets[0].fd)  # what the kernel does when the holder dies
     assert queue.ahead(tickets[2]) == 1
@@ -730,7 +733,7 @@ def test_a_ticket_nobody_holds_is_removed(store: js.JobStore) -> None:
 
 def test_a_ticket_held_by_the_jobs_process_still_counts(store: js.JobStore) -> None:
     """The job's process inherits the ticket: with its supervisor gone, the slot stays taken until it ends."""
-    queue = js.SlotQueue(store, "db")
+    queue = slots.SlotQueue(store, "db")
     first = queue.join(_jid(0), {})
     second = queue.join(_jid(1), {})
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(first.fd,))
@@ -744,13 +747,13 @@ def test_a_ticket_held_by_the_jobs_process_still_counts(store: js.JobStore) -> N
 
 
 def test_slot_queue_join_on_a_full_disk_leaves_nothing(store: js.JobStore, monkeypatch: t.Any) -> None:
-    queue = js.SlotQueue(store, "db")
+    queue = slots.SlotQueue(store, "db")
 
     def no_space(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(js.os, "fsync", no_space)
-    with pytest.raises(js.JobStoreError, match="No space left on device") as info:
+    with pytest.raises(ids.JobError, match="No space left on device") as info:
         queue.join(_jid(0), {})
     assert queue.dir in str(info.value)
     assert os.listdir(queue.dir) == [js.LOCK_FILE]
@@ -758,24 +761,24 @@ def test_slot_queue_join_on_a_full_disk_leaves_nothing(store: js.JobStore, monke
 
 @pytest.mark.parametrize("slot", ["", "../x", "a/b", ".hidden", "x" * 129])
 def test_slot_names_are_checked(store: js.JobStore, slot: str) -> None:
-    with pytest.raises(js.InvalidName, match="invalid slot name"):
-        js.SlotQueue(store, slot)
+    with pytest.raises(ids.InvalidName, match="invalid slot name"):
+        slots.SlotQueue(store, slot)
 
 
 # --- a module attempt's temporary directory, named in the record -------------------------
 def test_remove_takes_the_module_tmpdir_the_record_names(store: js.JobStore, tmp_path: t.Any) -> None:
-    own = tmp_path / js.tmpdir_name(JID, 2)
+    own = tmp_path / tmpdirs.tmpdir_name(JID, 2)
     (own / "ansible_x_payload_abc").mkdir(parents=True)
     (own / "ansible_x_payload_abc" / "payload.zip").write_bytes(b"zip")
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=str(own)), js.VANISHED))
-    assert js.recorded_tmpdir(JID, store.read(JID)["detached"]) == str(own)
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=str(own)), ids.VANISHED))
+    assert tmpdirs.recorded_tmpdir(JID, store.read(JID)["detached"]) == str(own)
     assert store.remove(JID) == [str(own), store.job_path(JID)]
     assert not own.exists()
 
 
 def test_remove_of_a_running_job_leaves_its_module_tmpdir(store: js.JobStore, tmp_path: t.Any) -> None:
     """(A cleanup of a job that still runs: its module may still use the directory; its supervisor removes it.)"""
-    own = tmp_path / js.tmpdir_name(JID, 1)
+    own = tmp_path / tmpdirs.tmpdir_name(JID, 1)
     own.mkdir()
     store.write(JID, js.running_record(JID, store.job_path(JID), _meta(tmpdir=str(own))))
     assert store.remove(JID) == [store.job_path(JID)]
@@ -790,22 +793,22 @@ def test_a_recorded_tmpdir_that_is_not_the_jobs_own_is_left_alone(store: js.JobS
     target = tmp_path / "precious"
     target.mkdir()
     (target / "keep").write_text("x")
-    path: t.Any = tmp_path / js.tmpdir_name(JID, 1)
+    path: t.Any = tmp_path / tmpdirs.tmpdir_name(JID, 1)
     if case == "another job's":
-        path = tmp_path / js.tmpdir_name(HEX, 1)
+        path = tmp_path / tmpdirs.tmpdir_name(HEX, 1)
         path.mkdir()
     elif case == "not named for a job":
         path = target
     elif case == "relative":
-        path = js.tmpdir_name(JID, 1)
+        path = tmpdirs.tmpdir_name(JID, 1)
     elif case == "a symlink":
         path.symlink_to(target)
     elif case == "a file":
         path.write_text("x")
     elif case == "not a string":
         path = ["/tmp"]
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=path if isinstance(path, list) else str(path)), js.VANISHED))
-    assert js.recorded_tmpdir(JID, store.read(JID)["detached"]) is None
+    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=path if isinstance(path, list) else str(path)), ids.VANISHED))
+    assert tmpdirs.recorded_tmpdir(JID, store.read(JID)["detached"]) is None
     assert store.remove(JID) == [store.job_path(JID)]
     assert (target / "keep").read_text() == "x"
     if case in ("another job's", "a file"):

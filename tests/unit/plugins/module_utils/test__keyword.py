@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
 from ansible_collections.detached.jobs.plugins.module_utils import _ops
@@ -85,7 +86,7 @@ def test_new_command_line(task_tmp: Path) -> None:
     ],
 )
 def test_bad_command_lines(argv: list[str], words: str) -> None:
-    with pytest.raises(js.JobStoreError if argv[0] == "x;rm" else kw.KeywordError, match=words.replace(";", ".")):
+    with pytest.raises(ids.JobError if argv[0] == "x;rm" else kw.KeywordError, match=words.replace(";", ".")):
         kw.Invocation(argv)
 
 
@@ -109,11 +110,11 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
         "_ansible_suppress_tmpdir_delete": True,
     }
     # A poll: 0 task returns this answer: it carries the job's record as it started, as every keyword-mode result does.
-    assert started["state"] in (js.RUNNING, js.SUCCEEDED) and started["module"] == "ping" and started["timeout"] == 60
+    assert started["state"] in (ids.RUNNING, ids.SUCCEEDED) and started["module"] == "ping" and started["timeout"] == 60
     assert isinstance(started["pid"], int) and started["started_at"] > 0
     view = wait_done(store, jid)
     assert not task_tmp.exists(), "the task's tmp dir goes when the job has ended"
-    assert view["detached"]["state"] == js.SUCCEEDED and view["args"] == "data=pong"
+    assert view["detached"]["state"] == ids.SUCCEEDED and view["args"] == "data=pong"
     assert view["detached"]["module"] == "ping" and view["detached"]["timeout"] == 60
     assert stat.S_IMODE(os.stat(store.job_path(jid)).st_mode) == 0o600
 
@@ -135,7 +136,7 @@ def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, store: js.JobStor
     assert task_tmp.exists()
     go.write_text("")
     view = wait_done(store, answer["ansible_job_id"])
-    assert view["detached"]["state"] == js.SUCCEEDED, view
+    assert view["detached"]["state"] == ids.SUCCEEDED, view
     assert not task_tmp.exists()
 
 
@@ -177,7 +178,7 @@ def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None
     meta = ctl.status(store, jid)["detached"]
     os.kill(meta["pid"], 9)
     _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
-    assert ctl.status(store, jid)["detached"]["state"] == js.VANISHED
+    assert ctl.status(store, jid)["detached"]["state"] == ids.VANISHED
     child = meta["child_pid"]
     assert not _gone(child)
     result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
@@ -193,9 +194,9 @@ def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore
     os.kill(ctl.status(store, jid)["detached"]["pid"], 9)
     _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
     vanished = ctl.status(store, jid)["detached"]
-    assert vanished["state"] == js.VANISHED and vanished["rc"] is None and vanished["signal"] is None
+    assert vanished["state"] == ids.VANISHED and vanished["rc"] is None and vanished["signal"] is None
     killed, changed = ctl.kill(store, jid)
-    assert changed and killed["detached"]["state"] == js.KILLED
+    assert changed and killed["detached"]["state"] == ids.KILLED
     assert {"rc", "signal", "files"} <= set(killed["detached"])
 
 

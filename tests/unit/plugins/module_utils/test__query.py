@@ -12,6 +12,7 @@ import typing as t
 
 import pytest
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _query as q
@@ -100,7 +101,7 @@ def _meta(name: str | None = None, pid: int | None = None, started_at: float | N
     return meta
 
 
-def finished(store: js.JobStore, jid: str, state: str = js.SUCCEEDED, name: str | None = None, age: float = 0.0, rc: int = 0) -> str:
+def finished(store: js.JobStore, jid: str, state: str = _ids.SUCCEEDED, name: str | None = None, age: float = 0.0, rc: int = 0) -> str:
     ended = time.time() - age
     meta = _meta(name, started_at=ended - 1, ended_at=ended, elapsed=1.0, rc=rc)
     store.write(jid, js.final_record(jid, store.job_path(jid), {"rc": rc, "stdout": f"out of {jid}", "msg": f"{state} {jid}"}, meta, state))
@@ -141,7 +142,7 @@ def info(store: js.JobStore, check_mode: bool = False, **params: t.Any) -> dict:
 
 
 def prune(store: js.JobStore, older_than: object = 0, check_mode: bool = False, **params: t.Any) -> dict:
-    params.setdefault("states", list(js.FINAL_STATES))
+    params.setdefault("states", list(_ids.FINAL_STATES))
     result = q.prune(dict(params, older_than=older_than, _async_dir=store.path), check_mode)
     assert not result.get("failed"), result
     return result
@@ -152,7 +153,7 @@ def ids(result: dict) -> list[str]:
 
 
 def on_disk(store: js.JobStore, jid: str) -> str:
-    return js.state_of(store.read(jid))
+    return _ids.state_of(store.read(jid))
 
 
 # --- job_info -----------------------------------------------------------------
@@ -186,7 +187,7 @@ def test_job_info_details_and_sizes_of_extra_files(store: js.JobStore) -> None:
 
 def test_job_info_filters(store: js.JobStore, sleeper: subprocess.Popen) -> None:
     finished(store, "j100000000001.1", name="a", age=3 * DAY)
-    finished(store, "j100000000002.1", state=js.FAILED, name="b", age=60, rc=2)
+    finished(store, "j100000000002.1", state=_ids.FAILED, name="b", age=60, rc=2)
     running(store, "j100000000003.1", sleeper.pid, name="c", age=10)
     keyword(store, "j100000000004.1", {"failed": True, "msg": "boom", "rc": 1}, age=2 * 3600)
     assert ids(info(store, names=["a", "c"])) == ["j100000000001.1", "j100000000003.1"]
@@ -301,8 +302,8 @@ def test_prune_check_mode_then_apply_then_nothing(store: js.JobStore) -> None:
 
 def test_prune_states_and_names(store: js.JobStore) -> None:
     ok = finished(store, "j100000000001.1", name="x")
-    bad = finished(store, "j100000000002.1", state=js.FAILED, name="y")
-    to = finished(store, "j100000000003.1", state=js.TIMEOUT, name="x2")
+    bad = finished(store, "j100000000002.1", state=_ids.FAILED, name="y")
+    to = finished(store, "j100000000003.1", state=_ids.TIMEOUT, name="x2")
     assert prune(store, 0, states=["failed", "timeout"], names=["x2"])["removed"] == [to]
     assert prune(store, 0, states=["failed"])["removed"] == [bad]
     assert store.exists(ok)
@@ -380,8 +381,8 @@ def test_prune_missing_directory(tmp_path: t.Any) -> None:
 def test_discard_refuses_paths_outside(store: js.JobStore, tmp_path: t.Any) -> None:
     outside = tmp_path / "precious"
     outside.write_text("x")
-    with pytest.raises(js.JobStoreError, match="refusing"):
+    with pytest.raises(_ids.JobError, match="refusing"):
         store.discard(str(outside))
-    with pytest.raises(js.JobStoreError, match="refusing"):
+    with pytest.raises(_ids.JobError, match="refusing"):
         store.discard(os.path.join(store.path, js.NAMES_DIR))
     assert outside.exists()

@@ -23,8 +23,10 @@ import zipfile
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
@@ -118,7 +120,7 @@ def test_a_batch_of_module_jobs_shares_the_imports_and_runs_in_process(store: js
     jids = start(store, [module_spec(text), module_spec(text), module_spec(text)])
     views = [wait_done(store, jid) for jid in jids]
     for jid, view in zip(jids, views):
-        assert view["detached"]["state"] == js.SUCCEEDED, view
+        assert view["detached"]["state"] == ids.SUCCEEDED, view
         # basic was imported once, by the process the supervisors were forked from, from the zip
         # it keeps open (and unlinked) for them
         assert view["imported_by"] != view["pid"]
@@ -140,7 +142,7 @@ def test_a_batch_of_module_jobs_shares_the_imports_and_runs_in_process(store: js
 def test_a_lone_module_job_runs_as_its_own_interpreter(store: js.JobStore) -> None:
     (jid,) = start(store, [module_spec(payload(zip_b64()))])
     view = wait_done(store, jid)
-    assert view["detached"]["state"] == js.SUCCEEDED, view
+    assert view["detached"]["state"] == ids.SUCCEEDED, view
     assert view["imported_by"] == view["pid"]
     assert not view["basic_file"].startswith("/proc/")
     assert view["cmdline"][1] == store.extra_path(jid, "payload")
@@ -161,10 +163,10 @@ def test_an_in_process_module_exits_as_an_interpreter_would(store: js.JobStore) 
     jids = start(store, [module_spec(boom), module_spec(boom), module_spec(three), module_spec(three)])
     views = [wait_done(store, jid) for jid in jids]
     for view in views[:2]:
-        assert view["detached"]["state"] == js.FAILED and view["detached"]["rc"] == 1
+        assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 1
         assert "Traceback" in view["module_stderr"] and "RuntimeError: module blew up" in view["module_stderr"]
     for view in views[2:]:
-        assert view["detached"]["state"] == js.FAILED and view["detached"]["rc"] == 3 and view["msg"] == "three"
+        assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 3 and view["msg"] == "three"
 
 
 def test_jobs_run_as_new_interpreters_when_the_shared_import_fails(store: js.JobStore) -> None:
@@ -175,7 +177,7 @@ def test_jobs_run_as_new_interpreters_when_the_shared_import_fails(store: js.Job
     jids = start(store, [module_spec(text), module_spec(text)])
     for jid in jids:
         view = wait_done(store, jid)
-        assert view["detached"]["state"] == js.SUCCEEDED, view
+        assert view["detached"]["state"] == ids.SUCCEEDED, view
         assert view["imported_by"] == view["pid"] and view["cmdline"][1] == store.extra_path(jid, "payload")
 
 
@@ -191,9 +193,9 @@ def test_module_jobs_of_one_batch_keep_their_slot_order(store: js.JobStore, tmp_
     jids = start(store, [module_spec(text, slot="one", slot_limit=1), module_spec(text, slot="one", slot_limit=1)])
     first = ctl.status(store, jids[0])
     second = ctl.status(store, jids[1])
-    assert first["detached"]["state"] == js.RUNNING and second["detached"]["state"] == js.QUEUED
+    assert first["detached"]["state"] == ids.RUNNING and second["detached"]["state"] == ids.QUEUED
     # Each supervisor (and the job's process) holds its own place in the queue, not the other's.
-    queue_dir = js.SlotQueue(store, "one").dir
+    queue_dir = slots.SlotQueue(store, "one").dir
     for view in (first, second):
         for pid in (view["detached"]["pid"], view["detached"]["child_pid"]):
             if pid is None:
@@ -203,7 +205,7 @@ def test_module_jobs_of_one_batch_keep_their_slot_order(store: js.JobStore, tmp_
             assert len(tickets) == 1, (pid, tickets)
     release.write_text("go")
     for jid in jids:
-        assert wait_done(store, jid)["detached"]["state"] == js.SUCCEEDED
+        assert wait_done(store, jid)["detached"]["state"] == ids.SUCCEEDED
 
 
 def test_zip_found_in_both_payload_layouts() -> None:
@@ -243,7 +245,7 @@ def test_launch_answers_for_each_job_of_a_batch(store: js.JobStore) -> None:
     assert not results[0].get("failed") and not results[2].get("failed"), results
     assert results[1]["failed"] and "/nonexistent/dir" in results[1]["msg"], results[1]
     for r in (results[0], results[2]):
-        assert wait_done(store, r["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+        assert wait_done(store, r["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
     assert json.loads(json.dumps(results))  # plain data
 
 
@@ -253,7 +255,7 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
     text = payload(zip_b64())
     jobs = [ctl._prepare_supervisor(store, module_spec(text, slot="s"), sys.executable) for dummy in range(2)]
     assert all(os.path.exists(store.extra_path(job.jid, "payload")) for job in jobs)
-    assert len(js.SlotQueue(store, "s")._tickets()) == 2
+    assert len(slots.SlotQueue(store, "s")._tickets()) == 2
 
     def no_fork() -> int:
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -263,7 +265,7 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [line["jid"] for line in lines] == [job.jid for job in jobs]
     assert all(line["failed"] and "cannot start its supervisor: [Errno 11]" in line["msg"] for line in lines)
-    assert js.SlotQueue(store, "s")._tickets() == []
+    assert slots.SlotQueue(store, "s")._tickets() == []
     assert [name for name in os.listdir(store.path) if not name.startswith(".")] == []
 
 
@@ -299,7 +301,7 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
 
     # the first: a kill request, handled by its supervisor
     job, changed = ctl.kill(store, jids[0], wait=60)
-    assert changed and job["detached"]["state"] == js.KILLED
+    assert changed and job["detached"]["state"] == ids.KILLED
     # the second: its supervisor is killed -9 first
     os.kill(metas[1]["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -307,9 +309,9 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
         assert time.monotonic() < deadline
         time.sleep(0.02)
     view = ctl.status(store, jids[1])
-    assert view["detached"]["state"] == js.VANISHED and "still running unsupervised" in view["msg"]
+    assert view["detached"]["state"] == ids.VANISHED and "still running unsupervised" in view["msg"]
     job, changed = ctl.kill(store, jids[1])
-    assert changed and job["detached"]["state"] == js.KILLED
+    assert changed and job["detached"]["state"] == ids.KILLED
     for started in starts:
         for pid, start_time in started.items():
             deadline = time.monotonic() + 10

@@ -17,9 +17,12 @@ import typing as t
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
+from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
 JID = "j123456789012.4242"
@@ -142,13 +145,13 @@ def test_command_output_not_utf8(store: js.JobStore) -> None:
 def test_module_job_with_junk_around_json(store: js.JobStore) -> None:
     view = run_job(store, module_job('print("banner")\nprint(\'{"changed": true, "answer": 42}\')\nprint("bye")\n'))
     assert view["answer"] == 42 and view["changed"] is True
-    assert view["detached"]["state"] == js.SUCCEEDED
+    assert view["detached"]["state"] == ids.SUCCEEDED
     assert os.listdir(store.path) == [view["ansible_job_id"]]
 
 
 def test_module_job_without_json(store: js.JobStore) -> None:
     view = run_job(store, module_job('import sys\nprint("just text")\nsys.stderr.write("warn\\n")\n'))
-    assert view["failed"] is True and view["detached"]["state"] == js.FAILED
+    assert view["failed"] is True and view["detached"]["state"] == ids.FAILED
     assert "did not return a JSON result" in view["msg"]
     assert view["module_stdout"] == "just text\n" and view["module_stderr"] == "warn\n"
     kept = view["detached"]["files"]["stdout"]
@@ -160,14 +163,14 @@ def test_module_job_traceback(store: js.JobStore) -> None:
     view = run_job(store, module_job("1 / 0\n"))
     assert view["failed"] is True and view["rc"] == 1
     assert "Traceback" in view["module_stderr"] and "ZeroDivisionError" in view["module_stderr"]
-    assert view["detached"]["state"] == js.FAILED
+    assert view["detached"]["state"] == ids.FAILED
 
 
 def test_module_job_failed_without_msg(store: js.JobStore) -> None:
     source = 'import json, sys\nprint(json.dumps({"failed": True, "exception": {"event": {"msg": "it broke"}}}))\nsys.exit(1)\n'
     view = run_job(store, module_job(source))
     assert view["failed"] is True and view["msg"] == "the module failed: it broke"
-    assert view["detached"]["state"] == js.FAILED
+    assert view["detached"]["state"] == ids.FAILED
 
 
 def test_module_job_over_the_output_limit(store: js.JobStore) -> None:
@@ -197,7 +200,7 @@ def test_command_job_output_limit_and_non_utf8(store: js.JobStore) -> None:
 
 def test_job_killed_by_another_signal_failed(store: js.JobStore) -> None:
     view = run_job(store, {"argv": ["sh", "-c", "kill -USR1 $$"]})
-    assert view["detached"]["state"] == js.FAILED and view["detached"]["signal"] == signal.SIGUSR1
+    assert view["detached"]["state"] == ids.FAILED and view["detached"]["signal"] == signal.SIGUSR1
     assert "SIGUSR1" in view["msg"] and view["rc"] == -signal.SIGUSR1
 
 
@@ -205,7 +208,7 @@ def test_job_killed_by_sigkill_vanished_and_group_stopped(store: js.JobStore, tm
     """SIGKILL from outside (the OOM killer's signature): vanished, and the rest of its process group is stopped."""
     pids = tmp_path / "pids"
     view = run_job(store, {"argv": ["sh", "-c", f"sleep 300 & echo $! > {pids}; kill -KILL $$"], "grace": 1})
-    assert view["detached"]["state"] == js.VANISHED and "SIGKILL" in view["msg"]
+    assert view["detached"]["state"] == ids.VANISHED and "SIGKILL" in view["msg"]
     sleeper = int(pids.read_text())
     deadline = time.monotonic() + 10
     while proc.is_alive(sleeper):
@@ -246,13 +249,13 @@ def _counting(tmp_path: t.Any, succeed_at: int) -> list:
 def test_retries_record_every_attempt_and_return_the_last(store: js.JobStore, tmp_path: t.Any) -> None:
     view = run_job(store, {"argv": _counting(tmp_path, 3), "retries": 4, "retry_delay": 0.05, "backoff": 2})
     meta = view["detached"]
-    assert meta["state"] == js.SUCCEEDED
+    assert meta["state"] == ids.SUCCEEDED
     assert view["stdout"] == "try 3" and view["rc"] == 0
     assert meta["attempt"] == 3
     attempts = meta["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
     assert [a["rc"] for a in attempts] == [1, 1, 0]
-    assert [a["state"] for a in attempts] == [js.FAILED, js.FAILED, js.SUCCEEDED]
+    assert [a["state"] for a in attempts] == [ids.FAILED, ids.FAILED, ids.SUCCEEDED]
     assert [a["tail"] for a in attempts] == [{"stdout": [f"try {n}"], "stderr": [f"err {n}"]} for n in (1, 2, 3)]
     # The delays, from the recorded times: 0.05 after the first failure, then 0.1.
     for n, (before, after) in enumerate(zip(attempts, attempts[1:])):
@@ -264,23 +267,23 @@ def test_retries_record_every_attempt_and_return_the_last(store: js.JobStore, tm
 def test_retries_give_up_with_the_last_failure(store: js.JobStore, tmp_path: t.Any) -> None:
     view = run_job(store, {"argv": _counting(tmp_path, 99), "retries": 2, "retry_delay": 0})
     meta = view["detached"]
-    assert meta["state"] == js.FAILED and view["rc"] == 1
+    assert meta["state"] == ids.FAILED and view["rc"] == 1
     assert len(meta["attempts"]) == 3
     assert view["msg"] == "non-zero return code (the last of 3 attempts)"
 
 
 def test_a_timeout_is_not_retried_unless_asked(store: js.JobStore) -> None:
     view = run_job(store, {"argv": ["sleep", "30"], "timeout": 1, "grace": 1, "retries": 2, "retry_delay": 0})
-    assert view["detached"]["state"] == js.TIMEOUT
+    assert view["detached"]["state"] == ids.TIMEOUT
     assert len(view["detached"]["attempts"]) == 1
     view = run_job(store, {"argv": ["sleep", "30"], "timeout": 1, "grace": 1, "retries": 1, "retry_delay": 0, "retry_on_timeout": True})
-    assert view["detached"]["state"] == js.TIMEOUT
-    assert [a["state"] for a in view["detached"]["attempts"]] == [js.TIMEOUT, js.TIMEOUT]
+    assert view["detached"]["state"] == ids.TIMEOUT
+    assert [a["state"] for a in view["detached"]["attempts"]] == [ids.TIMEOUT, ids.TIMEOUT]
 
 
 def test_total_timeout_stops_the_running_attempt(store: js.JobStore) -> None:
     view = run_job(store, {"argv": ["sleep", "30"], "timeout": 60, "grace": 1, "retries": 3, "retry_delay": 0, "total_timeout": 1})
-    assert view["detached"]["state"] == js.TIMEOUT
+    assert view["detached"]["state"] == ids.TIMEOUT
     assert "total_timeout of 1s" in view["msg"]
     assert len(view["detached"]["attempts"]) == 1
 
@@ -293,7 +296,7 @@ def test_a_kill_in_the_retry_delay_stops_the_retries(store: js.JobStore, tmp_pat
         assert time.monotonic() < deadline
         time.sleep(0.02)
     view, changed = ctl.kill(store, jid)
-    assert changed and view["detached"]["state"] == js.KILLED
+    assert changed and view["detached"]["state"] == ids.KILLED
     assert "in the delay before attempt 2" in view["msg"]
     assert len(view["detached"]["attempts"]) == 1
     assert (tmp_path / "count").read_text().strip() == "1"
@@ -307,19 +310,19 @@ def test_slot_jobs_queue_run_in_order_and_free_their_slot(store: js.JobStore, tm
     specs = [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "db", "slot_limit": 2}) for dummy in range(4)]
     started = ctl.start(store, specs)
     jids = [s["ansible_job_id"] for s in started]
-    assert [s["detached"]["state"] for s in started] == [js.RUNNING, js.RUNNING, js.QUEUED, js.QUEUED]
+    assert [s["detached"]["state"] for s in started] == [ids.RUNNING, ids.RUNNING, ids.QUEUED, ids.QUEUED]
     queued = ctl.status(store, jids[3])
     assert not queued["finished"] and queued["detached"]["slot"] == "db" and queued["detached"]["child_pid"] is None
     gate.touch()
     views = [wait_done(store, jid) for jid in jids]
-    assert [v["detached"]["state"] for v in views] == [js.SUCCEEDED] * 4
+    assert [v["detached"]["state"] for v in views] == [ids.SUCCEEDED] * 4
     events = log.read_text().split("\n")[:-1]
     running = peak = 0
     for event in events:
         running += 1 if event.startswith("start") else -1
         peak = max(peak, running)
     assert peak == 2
-    assert os.listdir(os.path.join(store.path, js.SLOTS_DIR, "db")) == [js.LOCK_FILE]
+    assert os.listdir(os.path.join(store.path, slots.SLOTS_DIR, "db")) == [js.LOCK_FILE]
     # One at a time, they run in the order they were started.
     log.unlink()
     started = ctl.start(store, [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "one"}) for dummy in range(5)])
@@ -342,11 +345,11 @@ def test_a_queued_job_whose_supervisor_died_never_runs(store: js.JobStore, tmp_p
     )
     os.kill(second["detached"]["pid"], signal.SIGKILL)
     view = wait_done(store, second["ansible_job_id"])
-    assert view["detached"]["state"] == js.VANISHED
+    assert view["detached"]["state"] == ids.VANISHED
     assert "queued for slot 'db' and never ran" in view["msg"]
     gate.touch()
-    assert wait_done(store, third["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
-    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+    assert wait_done(store, third["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
+    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
     assert not ran.exists()
 
 
@@ -361,14 +364,14 @@ def test_queue_timeout(store: js.JobStore, tmp_path: t.Any) -> None:
     )
     view = wait_done(store, second["ansible_job_id"])
     gate.touch()
-    assert view["detached"]["state"] == js.TIMEOUT
+    assert view["detached"]["state"] == ids.TIMEOUT
     assert "queue_timeout of 0.3s" in view["msg"] and "never ran" in view["msg"]
-    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == js.SUCCEEDED
+    assert wait_done(store, first["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
 
 
 @pytest.mark.parametrize(("key", "value"), [("retries", -1), ("slot_limit", 0), ("backoff", 0.5), ("queue_timeout", "soon"), ("retry_delay", True)])
 def test_bad_retry_and_slot_options_name_the_value(key: str, value: object) -> None:
-    with pytest.raises(js.JobStoreError, match=f"invalid {key} {value!r}"):
+    with pytest.raises(ids.JobError, match=f"invalid {key} {value!r}"):
         ctl.JobSpec({"argv": ["true"], key: value})
 
 
@@ -391,7 +394,7 @@ def test_module_attempts_have_a_tmpdir_of_their_own_removed_after(store: js.JobS
     seen = tmp_path / "seen"
     view = run_job(store, module_job(MODULE_TMPDIR % str(seen), retries=1, retry_delay=0))
     jid = view["ansible_job_id"]
-    assert view["detached"]["state"] == js.SUCCEEDED, view
+    assert view["detached"]["state"] == ids.SUCCEEDED, view
     # The first attempt failed (on purpose), the second succeeded: each had its own directory.
     assert seen.read_text().splitlines() == [str(base / f"detached.jobs-{jid}-{n}") for n in (1, 2)]
     assert list(base.iterdir()) == []
@@ -423,7 +426,7 @@ def test_a_killed_module_leaves_no_temporary_files(store: js.JobStore, tmp_path:
     jid = started["ansible_job_id"]
     os.kill(store.read(jid)["detached"]["pid"], signal.SIGTERM)  # what async_status mode=kill sends
     view = wait_done(store, jid, 30)
-    assert view["detached"]["state"] == js.KILLED
+    assert view["detached"]["state"] == ids.KILLED
     assert list(base.iterdir()) == []
 
 
@@ -436,8 +439,8 @@ def test_command_jobs_keep_their_tmpdir(store: js.JobStore, tmp_path: t.Any, mon
 def test_a_taken_tmpdir_name_runs_the_module_without_one(tmp_path: t.Any, monkeypatch: t.Any) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     (tmp_path / f"detached.jobs-{JID}-1").mkdir()
-    assert sup._make_module_tmp(JID, 1) is None
-    assert sup._make_module_tmp(JID, 2) == str(tmp_path / f"detached.jobs-{JID}-2")
+    assert tmpdirs.make_tmpdir(JID, 1) is None
+    assert tmpdirs.make_tmpdir(JID, 2) == str(tmp_path / f"detached.jobs-{JID}-2")
 
 
 def test_the_tmpdir_of_a_supervisor_killed_with_kill_9_goes_with_the_cleanup(store: js.JobStore, tmp_path: t.Any, monkeypatch: t.Any) -> None:
@@ -451,7 +454,7 @@ def test_the_tmpdir_of_a_supervisor_killed_with_kill_9_goes_with_the_cleanup(sto
     assert started["detached"]["tmpdir"] == str(own)
     os.kill(started["detached"]["pid"], signal.SIGKILL)
     job, changed = ctl.kill(store, jid)  # the job's process ran on unsupervised
-    assert changed and job["detached"]["state"] == js.KILLED
+    assert changed and job["detached"]["state"] == ids.KILLED
     assert (own / "left-behind").exists()  # nobody removed it yet
     answer = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
     assert str(own) in answer["removed"], answer

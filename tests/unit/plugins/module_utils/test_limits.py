@@ -27,7 +27,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _keyword as k
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
-from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, status_jids, wait_done
 
 JID = "j123456789012.4242"
 ROOT = Path(__file__).resolve().parents[4]
@@ -152,7 +152,7 @@ def test_the_longest_a_job_can_take_never_overflows() -> None:
 # --- the host: _control.JobSpec --------------------------------------------------------------
 @pytest.mark.parametrize(("key", "value", "words"), [b for b in BAD if not isinstance(b[1], str)])
 def test_jobspec_refuses_a_bad_number(key: str, value: t.Any, words: str) -> None:
-    with pytest.raises(js.JobStoreError) as caught:
+    with pytest.raises(ids.JobError) as caught:
         ctl.JobSpec({"argv": ["true"], key: value})
     msg = str(caught.value)
     assert msg.startswith(f"job true: invalid {key} {value!r}: "), msg
@@ -183,7 +183,7 @@ def test_a_limit_the_supervisor_cannot_arm_stops_the_job(store: js.JobStore) -> 
     assert not started.get("failed"), started
     assert store.name_get("unarmed") == started["ansible_job_id"]
     view = wait_done(store, started["ansible_job_id"])
-    assert view["detached"]["state"] == js.FAILED and view["failed"] is True
+    assert view["detached"]["state"] == ids.FAILED and view["failed"] is True
     assert view["msg"].startswith("the supervisor could not arm the job's time limit (timeout 1e+30s: OverflowError: "), view["msg"]
     assert "it was stopped (SIGTERM, then SIGKILL after 1s) rather than left running without a limit" in view["msg"]
     _gone(view)
@@ -194,7 +194,7 @@ def test_a_total_timeout_the_supervisor_cannot_arm_is_not_retried(store: js.JobS
     spec.total_timeout = 1e30
     (started,) = ctl.start(store, [spec])
     view = wait_done(store, started["ansible_job_id"])
-    assert view["detached"]["state"] == js.FAILED
+    assert view["detached"]["state"] == ids.FAILED
     assert "could not arm the job's time limit (total_timeout 1e+30s: OverflowError" in view["msg"]
     assert len(view["detached"]["attempts"]) == 1
     _gone(view)
@@ -225,7 +225,7 @@ def test_any_error_of_setitimer_stops_the_job(store: js.JobStore) -> None:
     res = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec).encode(), capture_output=True, timeout=60, check=False)
     assert json.loads(res.stdout.decode().splitlines()[0]) == {"ok": True, "jid": JID}, res
     view = wait_done(store, JID)
-    assert view["detached"]["state"] == js.FAILED
+    assert view["detached"]["state"] == ids.FAILED
     assert "could not arm the job's time limit (timeout 30s: itimer_error: [Errno 22] Invalid argument)" in view["msg"], view["msg"]
     _gone(view)
 
@@ -234,7 +234,7 @@ def test_a_retry_delay_past_any_bound_is_recorded_finite(store: js.JobStore) -> 
     """delay * backoff ** n overflows a float (inf, which JSON writes as Infinity): the wait is at most MAX_SECONDS."""
     s = sup.Supervisor({"async_dir": store.path, "jid": JID, "mode": "command", "argv": ["x"], "retries": 1000, "retry_delay": 5, "backoff": 1000})
     s.attempts = [{}] * 200
-    wait = s._retry_wait(js.FAILED)
+    wait = s._retry_wait(ids.FAILED)
     assert wait == ids.MAX_SECONDS
     json.dumps({"retry_at": time.time() + wait}, allow_nan=False)
 
@@ -262,7 +262,7 @@ def test_keyword_async_minus_one_runs_the_job_to_its_end(task_tmp: Path, store: 
     """ansible-core 2.18 on: async -1 is wrapped but never polled, and its watcher dies; the module runs to its end."""
     answer = kw.launch(["j9", "-1", str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
     view = wait_done(store, answer["ansible_job_id"])
-    assert view["detached"]["state"] == js.SUCCEEDED and view["slept"] == 1.5, view
+    assert view["detached"]["state"] == ids.SUCCEEDED and view["slept"] == 1.5, view
     assert view["detached"]["timeout"] == 0 and view["detached"]["deadline"] is None
 
 
@@ -270,7 +270,7 @@ def test_keyword_async_minus_one_runs_the_job_to_its_end(task_tmp: Path, store: 
 def test_keyword_async_above_the_bound_is_refused_before_anything_starts(limit: str, task_tmp: Path, store: js.JobStore) -> None:
     with pytest.raises(kw.KeywordError, match=f"invalid async {limit}: at most 315360000 seconds \\(10 years\\)"):
         kw.launch(["j10", limit, str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
-    assert store.list_jids() == []
+    assert status_jids(store) == []
     assert not task_tmp.exists(), "no job will remove the task's tmp dir: the wrapper does"
 
 

@@ -12,6 +12,7 @@ import typing as t
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
@@ -98,7 +99,7 @@ def test_a_wait_kill_at_its_timeout_is_recorded_as_such(store: js.JobStore) -> N
     want = "the job was killed because the wait timed out after 7s (wait on_timeout: kill)"
     assert res["jobs"][jid]["msg"] == want
     record = store.read(jid)
-    assert record["msg"] == want and record["detached"]["state"] == js.KILLED
+    assert record["msg"] == want and record["detached"]["state"] == ids.KILLED
     # The reason's file is gone with the kill: the job's files are its status file only.
     assert os.listdir(store.path) == [jid]
 
@@ -116,7 +117,7 @@ def test_a_queued_job_killed_at_a_wait_timeout_says_so(store: js.JobStore) -> No
         [ctl.JobSpec({"argv": ["sleep", "300"], "slot": "one", "grace": 2}), ctl.JobSpec({"argv": ["sleep", "300"], "slot": "one", "grace": 2})],
     )
     jid = second["ansible_job_id"]
-    assert ctl.status(store, jid)["detached"]["state"] == js.QUEUED
+    assert ctl.status(store, jid)["detached"]["state"] == ids.QUEUED
     job, changed = ctl.kill(store, jid, wait=60, reason="because the wait timed out after 3s (wait on_timeout: kill)")
     assert changed
     assert job["msg"] == "the job was killed because the wait timed out after 3s (wait on_timeout: kill) while queued for slot 'one'; it never ran"
@@ -130,7 +131,7 @@ def test_the_fallback_record_carries_the_reason_too(store: js.JobStore) -> None:
     meta = store.read(jid)["detached"]
     os.kill(meta["pid"], 9)
     deadline = time.monotonic() + 10
-    while ctl.status(store, jid, persist=False)["detached"]["state"] != js.VANISHED:
+    while ctl.status(store, jid, persist=False)["detached"]["state"] != ids.VANISHED:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     job, changed = ctl.kill(store, jid, reason="because the wait timed out after 5s (wait on_timeout: kill)")

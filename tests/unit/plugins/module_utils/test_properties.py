@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 
 JID = "j123456789012.4242"
 # Few enough examples to keep the unit suite fast; the database is off so that no state is left in the checkout.
@@ -49,11 +51,11 @@ def store(tmp_path: t.Any) -> js.JobStore:
 def test_jid_is_inside_the_directory_or_invalid(store: js.JobStore, candidate: str) -> None:
     try:
         path = store.job_path(candidate)
-    except js.InvalidJobId:
-        with pytest.raises(js.InvalidJobId):
-            js.validate_jid(candidate)
+    except ids.InvalidJobId:
+        with pytest.raises(ids.InvalidJobId):
+            ids.validate_jid(candidate)
         return
-    assert js.validate_jid(candidate) == candidate
+    assert ids.validate_jid(candidate) == candidate
     assert os.path.dirname(path) == store.path
     assert os.path.basename(path) == candidate
     assert os.path.normpath(path) == path
@@ -68,7 +70,7 @@ def test_jid_is_inside_the_directory_or_invalid(store: js.JobStore, candidate: s
 def test_name_path_is_inside_the_names_directory_or_invalid(store: js.JobStore, candidate: str) -> None:
     try:
         path = store._name_path(candidate)
-    except js.InvalidName:
+    except ids.InvalidName:
         return
     assert os.path.dirname(path) == os.path.join(store.path, js.NAMES_DIR)
     assert os.path.basename(path) == candidate
@@ -110,14 +112,14 @@ def test_any_status_file_parses_or_is_corrupt(store: js.JobStore, data: bytes) -
         f.write(data)
     try:
         record = store.read(JID)
-    except js.CorruptJob as ex:
+    except ids.CorruptJob as ex:
         assert path in str(ex)
         return
     assert isinstance(record, dict)
     # every reader-facing helper copes with whatever object it is
     view = js.view(JID, path, record)
     assert view["finished"] in (True, False) and isinstance(view["detached"], dict)
-    assert js.state_of(record) in js.STATES
+    assert ids.state_of(record) in ids.STATES
 
 
 json_scalars = st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | st.floats(allow_nan=False) | st.text()
@@ -136,11 +138,11 @@ def test_write_read_roundtrip(store: js.JobStore, result: dict, jid: str) -> Non
     assert [e for e in os.listdir(store.path) if e.endswith(".tmp")] == []
     # and as a final record of ours
     meta = {"name": None, "module": None, "cmd": ["x"], "pid": 1}
-    record = js.final_record(jid, store.job_path(jid), result, meta, js.SUCCEEDED)
+    record = js.final_record(jid, store.job_path(jid), result, meta, ids.SUCCEEDED)
     store.write(jid, record)
     back = store.read(jid)
     assert back == record
-    assert js.is_finished(back) and js.state_of(back) == js.SUCCEEDED
+    assert ids.is_finished(back) and ids.state_of(back) == ids.SUCCEEDED
     for key, value in result.items():
         if key not in ("started", "finished", "ansible_job_id", "results_file", "detached"):
             assert back[key] == value
@@ -156,8 +158,8 @@ def test_slot_queue_order(tmp_path_factory: t.Any, ops: list, limit: int) -> Non
     """Whatever joins, dies (kill -9) or leaves in whatever order: every live ticket sees exactly the
     live tickets that joined before it ahead of it, so the first `limit` of them, and no others, may run."""
     store = js.JobStore(str(tmp_path_factory.mktemp("slots")))
-    queue = js.SlotQueue(store, "s")
-    live: list[tuple[int, js.SlotTicket]] = []  # in join order
+    queue = slots.SlotQueue(store, "s")
+    live: list[tuple[int, slots.SlotTicket]] = []  # in join order
     n = 0
     try:
         for op, which in ops:
@@ -228,4 +230,4 @@ def test_attempt_records_follow_the_exit_codes(tmp_path_factory: t.Any, rcs: lis
     assert [a["tail"]["stdout"] for a in meta["attempts"]] == [[f"run {n}"] for n in range(1, ran + 1)]
     assert meta["attempt"] == ran
     assert view["rc"] == codes[ran - 1] and view["stdout"] == f"run {ran}"
-    assert meta["state"] == (js.SUCCEEDED if codes[ran - 1] == 0 else js.FAILED)
+    assert meta["state"] == (ids.SUCCEEDED if codes[ran - 1] == 0 else ids.FAILED)

@@ -22,9 +22,13 @@ import typing as t
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _ops, _query
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
+from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import status_jids
 
 JID = "j123456789012.4242"
 needs_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="start times from /proc: Linux only")
@@ -76,7 +80,7 @@ def test_name_entries_that_are_not_plain_files_are_reported_by_name(store: js.Jo
     path = os.path.join(store.path, ".names", "x")
     _plant(path, kind, tmp_path)
     t0 = time.monotonic()
-    with pytest.raises(js.UnsafePath, match=f"job name 'x': {path} is not safe to use: .*{why}"):
+    with pytest.raises(ids.UnsafePath, match=f"job name 'x': {path} is not safe to use: .*{why}"):
         store.name_get("x")
     # A named start, a wait and a prune report it by name and go on; nothing hangs, nothing is followed.
     started = _ops.start({"async_dir": store.path, "jobs": [{"argv": ["true"], "name": "x"}]})
@@ -94,7 +98,7 @@ def test_name_entries_that_are_not_plain_files_are_reported_by_name(store: js.Jo
 def test_a_name_entry_others_can_write_is_refused(store: js.JobStore) -> None:
     store.name_set("x", JID)
     os.chmod(os.path.join(store.path, ".names", "x"), 0o620)  # (the collection writes every file 0600)
-    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0620\\)"):
+    with pytest.raises(ids.UnsafePath, match="it is writable by others \\(mode 0620\\)"):
         store.name_get("x")
 
 
@@ -105,11 +109,11 @@ def test_a_symlinked_names_or_slots_directory_is_refused(store: js.JobStore, tmp
     (target / "keep").write_text("keep\n")
     os.utime(target / "keep", (0, 0))
     os.symlink(target, os.path.join(store.path, sub))
-    with pytest.raises(js.UnsafePath, match=f"{store.path}/{sub} is not safe to use: it is not a directory but a symlink"):
+    with pytest.raises(ids.UnsafePath, match=f"{store.path}/{sub} is not safe to use: it is not a directory but a symlink"):
         if sub == ".names":
             store.name_set("web", JID)
         else:
-            js.SlotQueue(store, "db").join(JID, {})
+            slots.SlotQueue(store, "db").join(JID, {})
     assert _query.prune({"_async_dir": store.path, "older_than": "0s"})["failed"]
     assert sorted(os.listdir(target)) == ["keep"]  # nothing created or deleted through the link
 
@@ -117,14 +121,14 @@ def test_a_symlinked_names_or_slots_directory_is_refused(store: js.JobStore, tmp
 def test_a_lock_that_is_a_symlink_is_refused(store: js.JobStore, tmp_path: t.Any) -> None:
     target = tmp_path / "elsewhere"
     os.symlink(target, os.path.join(store.path, ".lock"))
-    with pytest.raises(js.UnsafePath, match="symlink"):
+    with pytest.raises(ids.UnsafePath, match="symlink"):
         with store.lock():
             pass
     assert not target.exists()
 
 
 def test_a_held_lock_is_waited_for_a_bounded_time(store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(js, "LOCK_WAIT", 0.5)
+    monkeypatch.setattr(sp, "LOCK_WAIT", 0.5)
     fd = os.open(os.path.join(store.path, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
@@ -132,7 +136,7 @@ def test_a_held_lock_is_waited_for_a_bounded_time(store: js.JobStore, monkeypatc
         result = _ops.start({"async_dir": store.path, "jobs": [{"argv": ["true"], "name": "web"}]})
         assert result["failed"] and f"cannot lock {store.path}/.lock: another process has held it for 0.5 s" in result["msg"]
         assert time.monotonic() - t0 < 5
-        assert store.list_jids() == []  # the job was not started later behind the caller's back
+        assert status_jids(store) == []  # the job was not started later behind the caller's back
     finally:
         os.close(fd)
 
@@ -142,7 +146,7 @@ def test_planted_job_files_are_refused(store: js.JobStore, tmp_path: t.Any, kind
     store.write(JID, {"started": True, "finished": True, "rc": 0, "detached": {"version": 1, "state": "succeeded", "files": {"stdout": "x"}}})
     path = store.extra_path(JID, "stdout")
     _plant(path, kind, tmp_path)
-    with pytest.raises(js.UnsafePath, match=f"job {JID}: {path} is not safe to use"):
+    with pytest.raises(ids.UnsafePath, match=f"job {JID}: {path} is not safe to use"):
         store.output_tail(JID, "stdout", 10)
     result = _ops.status({"jid": JID, "_async_dir": store.path, "tail": 5})
     assert result["failed"] and "is not safe to use" in result["msg"] and "secret" not in json.dumps(result)
@@ -152,7 +156,7 @@ def test_planted_job_files_are_refused(store: js.JobStore, tmp_path: t.Any, kind
 def test_files_of_another_user_are_refused(store: js.JobStore, tmp_path: t.Any) -> None:
     store.write(JID, {"started": True, "finished": True, "rc": 0})
     os.chown(store.job_path(JID), 65534, 65534)
-    with pytest.raises(js.UnsafePath, match="is owned by uid 65534"):
+    with pytest.raises(ids.UnsafePath, match="is owned by uid 65534"):
         store.read(JID)
     # a slot ticket of another user's, held for ever, is refused by name instead of blocking the slot
     os.makedirs(os.path.join(store.path, ".slots", "db"), mode=0o700)
@@ -160,8 +164,8 @@ def test_files_of_another_user_are_refused(store: js.JobStore, tmp_path: t.Any) 
     with open(ticket, "w") as f:
         f.write("{}")
     os.chown(ticket, 65534, 65534)
-    with pytest.raises(js.UnsafePath, match=f"{ticket} is not safe to use: it is owned by uid 65534"):
-        js.SlotQueue(store, "db").sweep()
+    with pytest.raises(ids.UnsafePath, match=f"{ticket} is not safe to use: it is owned by uid 65534"):
+        slots.SlotQueue(store, "db").sweep()
 
 
 def test_status_files_of_the_umask_are_read_where_the_group_cannot_enter(tmp_path: t.Any) -> None:
@@ -172,23 +176,23 @@ def test_status_files_of_the_umask_are_read_where_the_group_cannot_enter(tmp_pat
     os.chmod(store.job_path(JID), 0o664)
     assert store.read(JID)["rc"] == 0
     os.chmod(store.path, 0o750)
-    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0664\\)"):
+    with pytest.raises(ids.UnsafePath, match="it is writable by others \\(mode 0664\\)"):
         js.JobStore(store.path).read(JID)
     os.chmod(store.path, 0o700)
     os.chmod(store.job_path(JID), 0o666)
-    with pytest.raises(js.UnsafePath, match="it is writable by others \\(mode 0666\\)"):
+    with pytest.raises(ids.UnsafePath, match="it is writable by others \\(mode 0666\\)"):
         js.JobStore(store.path).read(JID)
 
 
 # --- kills need a recorded start time ----------------------------------------------
 def _record(pid: int, state: str, **meta: t.Any) -> dict:
-    finished = state != js.RUNNING
+    finished = state != ids.RUNNING
     return {"started": True, "finished": finished, "ansible_job_id": JID, "detached": dict(meta, version=1, state=state, pid=pid, grace=0.2)}
 
 
 @needs_linux
 def test_kill_never_signals_a_supervisor_without_a_recorded_start_time(store: js.JobStore, victim: subprocess.Popen) -> None:
-    store.write(JID, _record(victim.pid, js.RUNNING))
+    store.write(JID, _record(victim.pid, ids.RUNNING))
     for call in (
         lambda: _ops.status({"jid": JID, "_async_dir": store.path, "mode": "kill"}),
         lambda: _ops.wait({"_async_dir": store.path, "_jids": [JID], "_mode": "kill"}),
@@ -203,7 +207,7 @@ def test_kill_never_signals_a_supervisor_without_a_recorded_start_time(store: js
 @needs_linux
 def test_a_supervisor_of_another_start_time_is_gone_not_signalled(store: js.JobStore, victim: subprocess.Popen) -> None:
     """A recorded start time that does not match: the pid was reused, the job's supervisor is gone."""
-    store.write(JID, _record(victim.pid, js.RUNNING, pid_start="1"))
+    store.write(JID, _record(victim.pid, ids.RUNNING, pid_start="1"))
     job, dummy = ctl.kill(store, JID)
     assert job["finished"]
     time.sleep(0.3)
@@ -214,7 +218,7 @@ def test_a_supervisor_of_another_start_time_is_gone_not_signalled(store: js.JobS
 def test_a_vanished_record_without_a_child_start_time_kills_nothing(store: js.JobStore, victim: subprocess.Popen) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
-    store.write(JID, _record(dead.pid, js.VANISHED, pid_start="1", child_pid=victim.pid))
+    store.write(JID, _record(dead.pid, ids.VANISHED, pid_start="1", child_pid=victim.pid))
     for mode in ("kill", "cleanup"):
         result = _ops.status({"jid": JID, "_async_dir": store.path, "mode": mode})
         assert result["failed"] and "no signal was sent" in result["msg"], result
@@ -229,9 +233,9 @@ def test_a_recorded_and_matched_start_time_is_killed(store: js.JobStore, victim:
     """The control: the same vanished record with the child's real start time does kill it."""
     dead = subprocess.Popen(["true"])
     dead.wait()
-    store.write(JID, _record(dead.pid, js.VANISHED, pid_start="1", child_pid=victim.pid, child_start=proc.start_time(victim.pid)))
+    store.write(JID, _record(dead.pid, ids.VANISHED, pid_start="1", child_pid=victim.pid, child_start=proc.start_time(victim.pid)))
     job, changed = ctl.kill(store, JID)
-    assert changed and job["detached"]["state"] == js.KILLED
+    assert changed and job["detached"]["state"] == ids.KILLED
     victim.wait(timeout=10)
 
 
@@ -246,7 +250,7 @@ def test_cleanup_of_a_running_job_is_refused(store: js.JobStore) -> None:
         assert store.files_of(jid) == files and store.name_get("web") == jid
         assert not ctl.status(store, jid)["finished"]
         killed = _ops.status({"jid": jid, "_async_dir": store.path, "mode": "kill"})
-        assert killed["job"]["detached"]["state"] == js.KILLED
+        assert killed["job"]["detached"]["state"] == ids.KILLED
         cleaned = _ops.status({"jid": jid, "_async_dir": store.path, "mode": "cleanup"})
         assert cleaned["changed"] and not store.files_of(jid)
     finally:
