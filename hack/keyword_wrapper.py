@@ -70,9 +70,9 @@ def imported_by(roots: tuple[str, ...]) -> tuple[str, ...]:
             if isinstance(node, ast.ImportFrom) and node.module == PKG:
                 todo += [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PKG + "."):
-                todo.append(str(node.module)[len(PKG) + 1 :].split(".")[0])
+                todo.append(str(node.module)[len(PKG) + 1 :].partition(".")[0])
             elif isinstance(node, ast.Import):
-                todo += [alias.name[len(PKG) + 1 :].split(".")[0] for alias in node.names if alias.name.startswith(PKG + ".")]
+                todo += [alias.name[len(PKG) + 1 :].partition(".")[0] for alias in node.names if alias.name.startswith(PKG + ".")]
     return tuple(sorted(seen))
 
 

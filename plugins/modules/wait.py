@@ -147,9 +147,9 @@ attributes:
       - The results of check-mode M(detached.jobs.start) tasks are accepted; the jobs they would
         have started are left out (with only those, the task reports nothing to wait for and succeeds).
 notes:
-  - Jobs are labelled in the progress lines, the messages and RV(jobs[].label) by the job's
-    O(detached.jobs.start#module:name), else, for the registered results of a loop, by a short form
-    of the loop item (see RV(jobs[].label)). C(loop_control.label) cannot label them -
+  - Jobs are labelled in the progress lines, the messages and the C(label) of each of RV(jobs) by the
+    job's O(detached.jobs.start#module:name), else, for the registered results of a loop, by a short
+    form of the loop item (see RV(jobs)). C(loop_control.label) cannot label them -
     ansible-core (2.16 to 2.21) keeps it only for its own output, not in what C(register) keeps,
     so the wait never sees it. To label the jobs of a loop, give M(detached.jobs.start) a
     O(detached.jobs.start#module:name) made from the item (an example below).
