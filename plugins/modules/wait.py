@@ -146,6 +146,13 @@ attributes:
       - Jobs still running are reported as running, not as problems.
       - The results of check-mode M(detached.jobs.start) tasks are accepted; the jobs they would
         have started are left out (with only those, the task reports nothing to wait for and succeeds).
+notes:
+  - Jobs are labelled in the progress lines, the messages and the C(label) of each of RV(jobs) by the
+    job's O(detached.jobs.start#module:name), else, for the registered results of a loop, by a short
+    form of the loop item (see RV(jobs)). C(loop_control.label) cannot label them -
+    ansible-core (2.16 to 2.21) keeps it only for its own output, not in what C(register) keeps,
+    so the wait never sees it. To label the jobs of a loop, give M(detached.jobs.start) a
+    O(detached.jobs.start#module:name) made from the item (an example below).
 seealso:
   - module: detached.jobs.start
   - module: detached.jobs.async_status
@@ -196,6 +203,19 @@ EXAMPLES = r"""
 - name: Show what the compile printed
   ansible.builtin.debug:
     msg: "{{ done.jobs[2].stdout }}"
+
+- name: Back up two databases; each job's name, made from the loop item, labels it in the wait
+  detached.jobs.start:
+    argv: [pg_dump, --file, "/var/backups/{{ item.db }}.sql", "{{ item.db }}"]
+    name: "backup-{{ item.db }}"
+  loop:
+    - {db: orders, retention: 7}
+    - {db: users, retention: 30}
+  register: backups
+
+- name: Wait for the backups (progress lines say "job ... (backup-orders) succeeded")
+  detached.jobs.wait:
+    jobs: "{{ backups }}"
 """
 
 RETURN = r"""
@@ -206,7 +226,9 @@ jobs:
       job still running when the wait ended has RV(jobs[].finished=false).
     - Each entry has RV(jobs[].detached.state), and a C(label) when the job has one - the job's
       O(detached.jobs.start#module:name), else for loop results the loop item's C(name) (or C(label), C(cmd), C(module)),
-      or the item itself when it is a plain value; a mapping item without these keys gives no label (the job id says which job).
+      else its plain values as C(key=value, ...), or the item itself when it is a plain value, shortened to 60
+      characters; never a whole mapping. A list item, or a mapping with nothing plain in it, gives no label (the job id
+      says which job). C(loop_control.label) is not used - ansible-core does not keep it in registered results.
   returned: always
   type: list
   elements: dict

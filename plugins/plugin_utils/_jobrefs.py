@@ -34,27 +34,42 @@ def _short(value: t.Any, limit: int = 60) -> str:
 
 
 def _loop_label(result: Mapping) -> str | None:
-    """The loop_control.label of a loop item's result, when one was set (ansible-core's default label is the item itself)."""
+    """The loop_control.label of a loop item's result, when the result still has it (ansible-core's default label is the item itself).
+
+    ansible-core puts it in the result as ``_ansible_item_label``, for its callbacks, and removes it
+    (with every ``_ansible_`` key) from what ``register`` keeps: 2.16 to 2.20 strip the internal keys
+    of a registered result, 2.21 exports the label to callbacks only. So a registered loop result
+    as ansible-core keeps it has none; it is used when a result passed to wait does have it.
+    """
     label = result.get("_ansible_item_label")
     if label is None or isinstance(label, (Mapping, list)) or label == result.get(result.get("ansible_loop_var", "item")):
         return None
     return _short(label)
 
 
+# The keys of a mapping loop item that name it, in this order.
+_ITEM_NAME_KEYS = ("name", "label", "cmd", "module")
+
+
 def _item_label(result: Mapping) -> str | None:
-    """A label from a loop item's result: the item's name (or label, cmd, module), or a scalar item; never a whole mapping."""
+    """A short label from a loop item's result, never a whole mapping.
+
+    A plain item as it is (shortened); a mapping item's name (or label, cmd, module), else its plain
+    values as ``key=value, ...`` (shortened); none for a list item, or a mapping of nothing plain.
+    """
     loop_var = result.get("ansible_loop_var", "item")
-    if loop_var in result:
-        item = result[loop_var]
-        if isinstance(item, Mapping):
-            for key in ("name", "label", "cmd", "module"):
-                if item.get(key) is not None:
-                    return _short(item[key])
-            return None
-        if isinstance(item, (list, tuple)):
-            return None
-        return _short(item)
-    return None
+    if loop_var not in result:
+        return None
+    item = result[loop_var]
+    if isinstance(item, Mapping):
+        for key in _ITEM_NAME_KEYS:
+            if item.get(key) is not None:
+                return _short(item[key])
+        pairs = [f"{key}={value}" for key, value in item.items() if isinstance(value, (str, int, float))]
+        return _short(", ".join(pairs)) if pairs else None
+    if isinstance(item, (list, tuple)):
+        return None
+    return _short(item)
 
 
 def _from_mapping(value: Mapping, where: str, label: str | None, fallback: str | None = None) -> list[JobRef]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -204,11 +205,93 @@ def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore
 
 ROOT = Path(__file__).resolve().parents[4]
 WRAPPER = ROOT / "keyword" / "async_wrapper.py"
+STATUS = ROOT / "keyword" / "async_status.py"
 
 
-def test_wrapper_file_is_generated_from_the_current_module_utils() -> None:
+def test_wrapper_and_status_files_are_generated_from_the_current_module_utils() -> None:
     res = subprocess.run([sys.executable, str(ROOT / "hack" / "keyword_wrapper.py"), "--check"], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture
+def generator(monkeypatch: pytest.MonkeyPatch) -> t.Any:
+    """hack/keyword_wrapper.py as a module (the sys.path entry it adds goes at the test's end)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec = importlib.util.spec_from_file_location("keyword_wrapper_under_test", ROOT / "hack" / "keyword_wrapper.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["async_wrapper.py", "async_status.py"])
+def test_check_fails_when_either_file_is_behind(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str], generator: t.Any) -> None:
+    gen = generator
+    copies = {}
+    for path in (gen.WRAPPER, gen.STATUS):
+        copy = tmp_path / os.path.basename(path)
+        text = Path(path).read_text(encoding="utf-8")
+        if copy.name == name:
+            text = text.replace('    "', '    "X', 1)  # a stale blob
+        copy.write_text(text, encoding="utf-8")
+        copies[path] = str(copy)
+    gen.WRAPPER, gen.STATUS = copies[gen.WRAPPER], copies[gen.STATUS]
+    assert gen.main(["keyword_wrapper.py", "--check"]) == 1
+    assert f"{tmp_path / name} is not up to date" in capsys.readouterr().err
+    assert gen.main(["keyword_wrapper.py"]) == 0
+    assert gen.main(["keyword_wrapper.py", "--check"]) == 0
+    assert (tmp_path / name).read_text(encoding="utf-8") == (ROOT / "keyword" / name).read_text(encoding="utf-8")
+
+
+def test_status_module_carries_every_module_utils_module_status_main_imports(generator: t.Any) -> None:
+    names = generator.imported_by(("_keyword",))
+    assert {"_keyword", "_ops", "_entry", "_query", "_control", "_jobstore", "_ids"} <= set(names)
+
+
+def test_status_module_imports_nothing_of_the_collection_by_name() -> None:
+    """AnsiballZ looks up every ansible_collections import of a module on the controller's collections path."""
+    import ast
+
+    from ansible.executor.module_common import NEW_STYLE_PYTHON_MODULE_RE
+
+    data = STATUS.read_bytes()
+    assert NEW_STYLE_PYTHON_MODULE_RE.search(data) is not None, "it stays an AnsiballZ module (it takes module arguments)"
+    imported = set()
+    for node in ast.walk(ast.parse(data)):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not [name for name in imported if name.startswith("ansible_collections")]
+    assert [name for name in imported if name.startswith("ansible")] == ["ansible.module_utils.basic"]
+
+
+def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, store: js.JobStore) -> None:
+    """As AnsiballZ runs it (ansible-core beside it, no collection on any path): it reads a keyword job."""
+    answer = kw.launch(["j10", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
+    jid = answer["ansible_job_id"]
+    wait_done(store, jid)
+    module = tmp_path / "alone" / "async_status.py"
+    module.parent.mkdir()
+    shutil.copy(STATUS, module)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+
+    def run(args: dict) -> tuple[int, dict]:
+        params = tmp_path / "params.json"
+        params.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _async_dir=store.path)}))
+        # -I: neither PYTHONPATH nor the checkout (the unit tests' path to the collection) is on sys.path.
+        res = subprocess.run([sys.executable, "-I", str(module), str(params)], capture_output=True, text=True, env=env, check=False, cwd=str(tmp_path))
+        return res.returncode, json.loads(res.stdout)
+
+    probe = subprocess.run([sys.executable, "-I", "-c", "import ansible_collections.detached"], capture_output=True, env=env, cwd=str(tmp_path), check=False)
+    assert probe.returncode != 0, "the collection must not be importable here, else this proves nothing"
+    rc, status = run({"jid": jid})
+    assert rc == 0, status
+    assert status["finished"] and status["detached"]["state"] == js.SUCCEEDED and status["args"] == "data=pong"
+    rc, missing = run({"jid": "j1.1"})
+    assert rc == 1 and missing["failed"] and missing["msg"] == kw.NOT_FOUND
+    rc, cleaned = run({"jid": jid, "mode": "cleanup"})
+    assert rc == 0 and store.files_of(jid) == []
 
 
 def test_wrapper_imports_nothing_ansible_core_would_build_into_ansiballz() -> None:

@@ -128,13 +128,30 @@ def test_loop_label_from_mapping_item() -> None:
     for key in ("name", "label", "cmd", "module"):
         (ref,) = collect({"results": [dict(_async(J1), item={key: f"by-{key}", "other": 1})]})
         assert ref.label == f"by-{key}"
-    # A mapping item with none of these keys is not labelled with the whole mapping: the job id says which job it is.
-    (ref,) = collect({"results": [dict(_async(J1), item={"other": 1, "path": "/srv/data"})]})
-    assert ref.jid == J1 and ref.label is None
+    # A mapping item with none of these keys is not labelled with the whole mapping: its plain values, key=value.
+    (ref,) = collect({"results": [dict(_async(J1), item={"other": 1, "path": "/srv/data", "opts": {"a": 1}, "tags": ["x"]})]})
+    assert ref.jid == J1 and ref.label == "other=1, path=/srv/data"
     (ref,) = collect({"results": [dict(_async(J1), item={"name": None, "other": 1})]})
+    assert ref.label == "other=1"
+    (ref,) = collect({"results": [dict(_async(J1), item={"db": "x" * 100, "retention": 7})]})
+    assert ref.label == "db=" + "x" * 54 + "..."
+    # Nothing plain in it, or a list item: no label (the job id says which job it is).
+    (ref,) = collect({"results": [dict(_async(J1), item={"opts": {"a": 1}, "none": None})]})
     assert ref.label is None
     (ref,) = collect({"results": [dict(_async(J1), item=["a", "b"])]})
     assert ref.label is None
+
+
+def test_registered_loop_with_loop_control_label_as_ansible_core_keeps_it() -> None:
+    """ansible-core (2.16 to 2.21) keeps no _ansible_item_label in what register keeps: the job's name, else the item's short form."""
+    loop = {
+        "results": [
+            dict(_started(J1, name="backup-orders"), item={"db": "orders", "retention": 7}, ansible_loop_var="item"),
+            dict(_async(J2), item={"db": "users", "retention": 30}, ansible_loop_var="item"),
+            dict(_async(J3), db_item={"db": "stock", "opts": {"compress": True}}, ansible_loop_var="db_item"),
+        ]
+    }
+    assert [r.label for r in collect(loop)] == ["backup-orders", "db=users, retention=30", "db=stock"]
 
 
 def test_loop_label_of_a_mapping_item_without_name_is_the_jobs_name() -> None:
@@ -185,6 +202,8 @@ def test_failed_loop_item_is_labelled_in_the_error() -> None:
     (ref,) = collect({"results": [dict({"failed": True, "msg": "boom"}, item={"name": "web", "x": 1}, ansible_loop_var="item")]})
     assert ref.error == "jobs.results[0] (web) did not start a job: boom"
     (ref,) = collect({"results": [dict({"failed": True, "msg": "boom"}, item={"x": 1}, ansible_loop_var="item")]})
+    assert ref.error == "jobs.results[0] (x=1) did not start a job: boom"
+    (ref,) = collect({"results": [dict({"failed": True, "msg": "boom"}, item={"x": [1]}, ansible_loop_var="item")]})
     assert ref.error == "jobs.results[0] (no label) did not start a job: boom"
 
 
