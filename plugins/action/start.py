@@ -55,6 +55,9 @@ class ActionModule(ActionBase):
         if args["cleanup"] and not args["poll"]:
             raise AnsibleActionFail("cleanup needs poll > 0: a job that is not waited for keeps its files until it is collected")
         batch = args["jobs"] is not None
+        label = self._loop_label()
+        if label is not None:
+            result["loop_label"] = label
         wanted: list = list(args["jobs"] or []) if batch else [{k: args[k] for k in _JOB_OPTIONS}]
         check = bool(self._task.check_mode)
         try:
@@ -86,6 +89,21 @@ class ActionModule(ActionBase):
             msg=_failures(failed) if failed else _check_msg(jobs) if check else f"{len(jobs)} jobs started or attached",
         )
         return result
+
+    def _loop_label(self) -> str | None:
+        """This loop item's loop_control.label, templated as ansible-core templates it (after the
+        task; ansible-core then keeps it out of the registered result), or None: no loop, no label,
+        or a label that needs the task's own result. The result carries it as loop_label, which
+        detached.jobs.wait labels the job with."""
+        control = getattr(self._task, "loop_control", None)
+        label = getattr(control, "label", None) if control is not None else None
+        if not label:
+            return None
+        try:
+            value = self._templar.template(label)
+        except Exception:  # an undefined variable (the registered result): ansible-core's own label then says it
+            return None
+        return None if value is None else str(value)
 
     def _job_spec(self, i: int, job: dict, args: dict, task_vars: dict, batch: bool, check: bool) -> dict:
         where = f"jobs[{i}]" if batch else "the task"

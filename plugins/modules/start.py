@@ -423,6 +423,14 @@ async_dir:
   description: The job directory, as configured (the host expands C(~)).
   returned: when one job is started
   type: str
+loop_label:
+  description:
+    - The task's C(loop_control.label) for this loop item, templated (ansible-core keeps its own copy out of
+      registered results). M(detached.jobs.wait) labels the job with it.
+  returned: in a loop whose C(loop_control) sets a C(label) that can be templated before the task's result exists
+  type: str
+  sample: db=users
+  version_added: 1.1.0
 detached:
   description: The collection's metadata about the job (state, name, pids, times, limits).
   returned: when one job is started

@@ -148,11 +148,11 @@ attributes:
         have started are left out (with only those, the task reports nothing to wait for and succeeds).
 notes:
   - Jobs are labelled in the progress lines, the messages and the C(label) of each of RV(jobs) by the
-    job's O(detached.jobs.start#module:name), else, for the registered results of a loop, by a short
-    form of the loop item (see RV(jobs)). C(loop_control.label) cannot label them -
-    ansible-core (2.16 to 2.21) keeps it only for its own output, not in what C(register) keeps,
-    so the wait never sees it. To label the jobs of a loop, give M(detached.jobs.start) a
-    O(detached.jobs.start#module:name) made from the item (an example below).
+    C(loop_control.label) of the M(detached.jobs.start) loop that started them (the start returns it
+    as RV(detached.jobs.start#module:loop_label), as ansible-core keeps its own copy out of what C(register) keeps),
+    else by the job's O(detached.jobs.start#module:name), else, for the registered results of a loop, by a
+    short form of the loop item (see RV(jobs)). The jobs of an C(async:) loop have no C(loop_control.label)
+    to show (ansible-core keeps none in their results); give them a labelled start loop, or name them (an example below).
 seealso:
   - module: detached.jobs.start
   - module: detached.jobs.async_status
@@ -224,11 +224,11 @@ jobs:
     - One entry per job, in the order given (O(jobs) first, then O(names)).
     - A finished job's entry is its full result (like M(detached.jobs.async_status) returns it); a
       job still running when the wait ended has RV(jobs[].finished=false).
-    - Each entry has RV(jobs[].detached.state), and a C(label) when the job has one - the job's
-      O(detached.jobs.start#module:name), else for loop results the loop item's C(name) (or C(label), C(cmd), C(module)),
-      else its plain values as C(key=value, ...), or the item itself when it is a plain value, shortened to 60
-      characters; never a whole mapping. A list item, or a mapping with nothing plain in it, gives no label (the job id
-      says which job). C(loop_control.label) is not used - ansible-core does not keep it in registered results.
+    - Each entry has RV(jobs[].detached.state), and a C(label) when the job has one - the C(loop_control.label)
+      of the start loop that started it, else the job's O(detached.jobs.start#module:name), else for loop results
+      the loop item's C(name) (or C(label), C(cmd), C(module)), else its plain values as C(key=value, ...), or the
+      item itself when it is a plain value, shortened to 60 characters; never a whole mapping. A list item, or a
+      mapping with nothing plain in it, gives no label (the job id says which job).
   returned: always
   type: list
   elements: dict

@@ -34,14 +34,17 @@ def _short(value: t.Any, limit: int = 60) -> str:
 
 
 def _loop_label(result: Mapping) -> str | None:
-    """The loop_control.label of a loop item's result, when the result still has it (ansible-core's default label is the item itself).
+    """The loop_control.label of a loop item's result, when the result has it (ansible-core's default label is the item itself).
 
     ansible-core puts it in the result as ``_ansible_item_label``, for its callbacks, and removes it
     (with every ``_ansible_`` key) from what ``register`` keeps: 2.16 to 2.20 strip the internal keys
-    of a registered result, 2.21 exports the label to callbacks only. So a registered loop result
-    as ansible-core keeps it has none; it is used when a result passed to wait does have it.
+    of a registered result, 2.21 exports the label to callbacks only. So detached.jobs.start puts
+    it in its result as ``loop_label`` (templated as ansible-core does); the keyword's results (an
+    ``async:`` loop) have none.
     """
-    label = result.get("_ansible_item_label")
+    label = result.get("loop_label")
+    if label is None:
+        label = result.get("_ansible_item_label")
     if label is None or isinstance(label, (Mapping, list)) or label == result.get(result.get("ansible_loop_var", "item")):
         return None
     return _short(label)

@@ -300,3 +300,15 @@ def test_errors_are_not_deduplicated() -> None:
 
 def test_repr() -> None:
     assert repr(JobRef(J1, label="web")) == f"JobRef({J1!r}, label='web', error=None)"
+
+
+def test_start_loop_label_wins_over_the_name_and_the_item() -> None:
+    """detached.jobs.start returns its loop_control.label as loop_label (ansible-core keeps its own copy out of registered results)."""
+    loop = {
+        "results": [
+            dict(_started(J1, name="job-a"), loop_label="backup orders", item={"db": "orders"}, ansible_loop_var="item"),
+            dict({"jobs": [_started(J2, "b1"), _started(J3, "b2")], "loop_label": "batch b"}, item="b", ansible_loop_var="item"),
+            dict(_started(HEX, name="job-c"), item={"db": "users"}, ansible_loop_var="item"),
+        ]
+    }
+    assert [(r.jid, r.label) for r in collect(loop)] == [(J1, "backup orders"), (J2, "batch b"), (J3, "batch b"), (HEX, "job-c")]
