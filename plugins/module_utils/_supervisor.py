@@ -8,7 +8,9 @@ job's slot if it has one, spawns the job (a module payload or a command) in a pr
 its own with output streamed to files, records the status (queued, then running),
 acknowledges on stdout, then enforces the time limit, obeys SIGTERM as a kill request, runs
 failed attempts again after their delay (retries), writes the final result atomically and
-removes the job's temporary files. Standard library only, Python 3.8+.
+removes the job's temporary files. What an attempt's outcome comes to (results, attempt
+records, retry delays, messages) is worked out by _results; a batch of module jobs is started by
+_zygote, which hands each supervisor what the batch shares. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import signal
 import sys
 import time
 
-from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _results as res
+from ansible_collections.detached.jobs.plugins.module_utils import _zygote
 
 _DEFAULT_GRACE = 5.0
 # How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
@@ -29,27 +32,11 @@ _DEFAULT_GRACE = 5.0
 # between looks at the directory's change time.
 _QUEUE_RECHECK = 1.0
 _QUEUE_TICK = 0.1
-# Lines and bytes of each stream kept in an attempt's record.
-ATTEMPT_TAIL_LINES = 10
-ATTEMPT_TAIL_BYTES = 2048
-QUEUE_TIMEOUT = "queue_timeout"
-TOTAL_TIMEOUT = "total_timeout"
-# Why the job was stopped when its time limit could not be armed (see Supervisor._arm).
-UNARMED = "unarmed"
 
 
 def killed_how(store: js.JobStore, jid: str) -> str:
     """How a killed job's message says it was killed: why, when the kill said (JobStore.kill_reason), else "on request"."""
     return store.kill_reason(jid) or "on request"
-
-
-def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
-    """Seconds to wait after failed attempt number attempt (1-based): delay * backoff ** (attempt - 1), at most max_delay."""
-    try:
-        wait = float(delay) * float(backoff) ** (attempt - 1)
-    except OverflowError:
-        wait = float("inf")
-    return max(0.0, min(wait, float(max_delay)) if max_delay else wait)
 
 
 class SpawnError(Exception):
@@ -61,7 +48,10 @@ class _Stop(BaseException):
 
 
 class Supervisor:
-    def __init__(self, spec: dict) -> None:
+    """One job's supervisor. shared: what the zygote of its batch imported (see _zygote), with
+    which a module job whose spec says "inproc" runs in-process; None: the job's process executes argv."""
+
+    def __init__(self, spec: dict, shared: _zygote.Shared | None = None) -> None:
         self.spec = spec
         self.store = js.JobStore(spec["async_dir"])
         self.jid = js.validate_jid(spec["jid"])
@@ -91,8 +81,9 @@ class Supervisor:
         self.waiting = False
         self.child = 0
         # A module job run in-process by a process forked from here (its payload's path; see
-        # _run_inproc), else None: the job's process executes argv.
-        self.inproc: str | None = spec.get("inproc") if _SHARED else None
+        # _zygote.run_inproc), else None: the job's process executes argv.
+        self.shared = shared
+        self.inproc: str | None = spec.get("inproc") if shared is not None else None
         # A module attempt's temporary directory (its TMPDIR), removed when the attempt ends.
         self.module_tmp: str | None = None
         self.child_status: int | None = None
@@ -140,9 +131,9 @@ class Supervisor:
                 if self.ticket is not None:
                     # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
                     os.set_inheritable(self.ticket.fd, True)
-                if self.inproc:
+                if self.inproc and self.shared is not None:
                     os.close(w)  # started: the parent stops waiting for an error
-                    _run_inproc(self.inproc, {self.ticket.fd} if self.ticket is not None else set())
+                    self.shared.run(self.inproc, {self.ticket.fd} if self.ticket is not None else set())
                 os.execvp(argv[0], argv)
             except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
                 try:
@@ -202,8 +193,9 @@ class Supervisor:
             proc.kill_tree(self.child, root=None, grace=self.grace, reap=self._reap)
         signal.setitimer(signal.ITIMER_REAL, 0)
 
-    # --- results ------------------------------------------------------------
+    # --- results (shaped by _results) ---------------------------------------
     def _read_output(self, suffix: str) -> tuple[bytes, int]:
+        """The last output_limit bytes of one of the job's output files, and its size."""
         path = self.store.extra_path(self.jid, suffix)
         try:
             size = os.path.getsize(path)
@@ -215,67 +207,23 @@ class Supervisor:
             return b"", 0
 
     def _text(self, suffix: str, keep: dict) -> str:
-        data, size = self._read_output(suffix)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", errors="replace")
-            keep[suffix] = self.store.extra_path(self.jid, suffix)
-        if size > len(data):
-            keep[suffix] = self.store.extra_path(self.jid, suffix)
-            text = f"[detached.jobs: first {size - len(data)} of {size} bytes omitted; full output in {keep[suffix]}]\n" + text
+        path = self.store.extra_path(self.jid, suffix)
+        text, kept = res.output_text(*self._read_output(suffix), path)
+        if kept:
+            keep[suffix] = path
         return text
 
     def _module_result(self, rc: int | None, keep: dict) -> dict:
-        out_data, out_size = self._read_output("stdout")
-        stderr = self._text("stderr", keep)
-        if out_size > len(out_data):
-            keep["stdout"] = self.store.extra_path(self.jid, "stdout")
-            return {
-                "failed": True,
-                "msg": f"the module printed {out_size} bytes, more than output_limit ({self.limit}); its raw output is kept in {keep['stdout']}",
-                "rc": rc,
-                "module_stderr": stderr,
-            }
-        text = out_data.decode("utf-8", errors="replace")
-        result = _parse_module_json(text)
-        if result is None:
-            if text:
-                keep["stdout"] = self.store.extra_path(self.jid, "stdout")
-            return {
-                "failed": True,
-                "msg": f"the module did not return a JSON result (rc={rc}); see module_stdout and module_stderr",
-                "rc": rc,
-                "module_stdout": text,
-                "module_stderr": stderr,
-            }
-        if stderr:
-            result.setdefault("stderr", stderr)
-        if result.get("failed") and not result.get("msg"):
-            result["msg"] = _failure_msg(result, rc)
+        out, size = self._read_output("stdout")
+        path = self.store.extra_path(self.jid, "stdout")
+        result, kept = res.module_result(out, size, self._text("stderr", keep), rc, self.limit, path)
+        if kept:
+            keep["stdout"] = path
         return result
 
     def _command_result(self, rc: int | None, started: float, ended: float, keep: dict) -> dict:
-        import datetime
-
-        fmt = "%Y-%m-%d %H:%M:%S.%f"
-        start = datetime.datetime.fromtimestamp(started)
-        end = datetime.datetime.fromtimestamp(ended)
-        result = {
-            "cmd": self.spec.get("cmd"),
-            "rc": rc,
-            "stdout": self._text("stdout", keep).rstrip("\r\n"),
-            "stderr": self._text("stderr", keep).rstrip("\r\n"),
-            "start": start.strftime(fmt),
-            "end": end.strftime(fmt),
-            "delta": str(end - start),
-            "changed": True,
-            "msg": "",
-        }
-        if rc:
-            result["failed"] = True
-            result["msg"] = "non-zero return code"
-        return result
+        stdout = self._text("stdout", keep)
+        return res.command_result(self.spec.get("cmd"), rc, stdout, self._text("stderr", keep), started, ended)
 
     def _outcome(self, ended: float, keep: dict) -> tuple[dict, str, int | None, int | None]:
         """The result of the attempt that just ended, its state, exit code and signal."""
@@ -290,35 +238,19 @@ class Supervisor:
             result = self._command_result(rc if sig is None else -sig, self.started, ended, keep)
         else:
             result = self._module_result(rc, keep)
-        if self.stopped == js.TIMEOUT:
-            state = js.TIMEOUT
-            result["msg"] = (
-                f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
-            )
-        elif self.stopped == TOTAL_TIMEOUT:
-            state = js.TIMEOUT
-            result["msg"] = (
-                f"Timeout exceeded: the job ran longer than its total_timeout of {self.total_timeout:g}s and attempt {len(self.attempts) + 1} "
-                f"was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
-            )
-        elif self.stopped == js.KILLED:
-            state = js.KILLED
-            result["msg"] = f"the job was killed {killed_how(self.store, self.jid)}"
-        elif self.stopped == UNARMED:
-            state = js.FAILED
-            result["msg"] = f"{self.unarmed}; it was stopped (SIGTERM, then SIGKILL after {self.grace:g}s) rather than left running without a limit"
-        elif sig is not None:
-            name = proc.signal_name(sig)
-            if sig == signal.SIGKILL:
-                state = js.VANISHED
-                result["msg"] = f"the job's process (pid {self.child}) was killed by {name} (out of memory, or kill -9) before it returned a result"
-            else:
-                state = js.FAILED
-                result["msg"] = f"the job's process (pid {self.child}) was killed by {name}"
-        elif result.get("failed"):
-            state = js.FAILED
-        else:
-            state = js.SUCCEEDED
+        why = {
+            "timeout": self.timeout,
+            "total_timeout": self.total_timeout,
+            "grace": self.grace,
+            "attempt": len(self.attempts) + 1,
+            "child": self.child,
+            "killed_how": killed_how(self.store, self.jid) if self.stopped == js.KILLED else "",
+            "unarmed": self.unarmed,
+            "signal_name": proc.signal_name(sig) if sig is not None else "",
+        }
+        state, msg = res.attempt_end(result, self.stopped, sig, why)
+        if msg is not None:
+            result["msg"] = msg
         return result, state, rc, sig
 
     def _attempt_record(self, result: dict, state: str, rc: int | None, sig: int | None, ended: float) -> dict:
@@ -326,36 +258,24 @@ class Supervisor:
         tail = {}
         for suffix in ("stdout", "stderr"):
             if self.mode == "command":
-                found = self.store.output_tail(self.jid, suffix, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)
+                found = self.store.output_tail(self.jid, suffix, res.ATTEMPT_TAIL_LINES, res.ATTEMPT_TAIL_BYTES)
                 tail[suffix] = found[0] if found else []
             else:
                 text = result.get(suffix)
-                tail[suffix] = js.text_tail(text, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)[0] if isinstance(text, str) else []
-        return {
-            "attempt": len(self.attempts) + 1,
-            "started_at": self.started,
-            "ended_at": ended,
-            "elapsed": round(ended - self.started, 3),
-            "state": state,
-            "rc": rc if rc is not None else result.get("rc") if isinstance(result.get("rc"), int) else None,
-            "signal": sig,
-            "msg": str(result.get("msg") or "")[:500],
-            "tail": tail,
-        }
+                tail[suffix] = js.text_tail(text, res.ATTEMPT_TAIL_LINES, res.ATTEMPT_TAIL_BYTES)[0] if isinstance(text, str) else []
+        return res.attempt_record(len(self.attempts) + 1, self.started, ended, state, result, rc, sig, tail)
 
     def _retry_wait(self, state: str) -> float | None:
         """Seconds to wait after the attempts so far before the next one, or None when the job is not run again."""
-        if len(self.attempts) > self.retries or self.killed or self.stopped == UNARMED:
-            return None
-        if state == js.TIMEOUT and not (self.retry_on_timeout and self.stopped == js.TIMEOUT):
-            return None
-        if state not in (js.FAILED, js.VANISHED, js.TIMEOUT):
-            return None
-        # At most MAX_SECONDS: a delay that grew beyond any bound (backoff) is no infinite retry_at in the record.
-        wait = min(retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay), ids.MAX_SECONDS)
-        if self.total_timeout and self.first_started is not None and time.time() + wait >= self.first_started + self.total_timeout:
-            return None
-        return wait
+        opts = {
+            "retries": self.retries,
+            "retry_delay": self.delay,
+            "backoff": self.backoff,
+            "retry_max_delay": self.max_delay,
+            "retry_on_timeout": self.retry_on_timeout,
+            "total_timeout": self.total_timeout,
+        }
+        return res.retry_wait(state, self.stopped, self.killed, len(self.attempts), opts, self.first_started, time.time())
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, unless SIGTERM asks the job to stop (then self.killed is set)."""
@@ -396,12 +316,7 @@ class Supervisor:
         self.store.remove_extra(self.jid, ["payload", "args", "pyz", "kill"] + drop)
 
     def _final_meta(self, ended: float, rc: int | None, sig: int | None, keep: dict) -> dict:
-        started = self.first_started if self.first_started is not None else ended
-        meta = dict(self.meta, ended_at=ended, elapsed=round(ended - started, 3), rc=rc, signal=sig, files=keep)
-        meta.pop("retry_at", None)
-        if self.retries:
-            meta.update(attempt=len(self.attempts), attempts=self.attempts)
-        return meta
+        return res.final_meta(self.meta, ended, self.first_started, rc, sig, keep, self.attempts if self.retries else None)
 
     def _remove_task_tmp(self) -> None:
         """Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
@@ -439,7 +354,7 @@ class Supervisor:
                 if self._may_run():
                     return None
             if deadline is not None and now >= deadline:
-                return QUEUE_TIMEOUT
+                return res.QUEUE_TIMEOUT
             self._sleep(_QUEUE_TICK if deadline is None else max(0.001, min(_QUEUE_TICK, deadline - now)))
 
     def _may_run(self) -> bool:
@@ -454,15 +369,8 @@ class Supervisor:
     def _end_early(self, why: str) -> None:
         """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
         ended = time.time()
-        if why == js.KILLED:
-            state, msg = js.KILLED, f"the job was killed {killed_how(self.store, self.jid)} while queued for slot {self.slot!r}; it never ran"
-        elif why == QUEUE_TIMEOUT:
-            state, msg = js.TIMEOUT, (
-                f"Timeout exceeded: the job waited longer than its queue_timeout of {self.queue_timeout:g}s for slot {self.slot!r} "
-                f"(limit {self.slot_limit}); it never ran"
-            )
-        else:
-            state, msg = js.FAILED, why
+        how = killed_how(self.store, self.jid) if why == js.KILLED else ""
+        state, msg = res.early_end(why, how, self.slot, self.slot_limit, self.queue_timeout)
         meta = dict(self.meta, ended_at=ended, elapsed=0.0, rc=None, signal=None, files={})
         if self.retries:
             meta.update(attempt=len(self.attempts), attempts=self.attempts)
@@ -508,7 +416,7 @@ class Supervisor:
         """The alarm for the attempt that starts now: its own timeout, or the job's total_timeout if that comes first."""
         left = [(self.timeout, js.TIMEOUT)] if self.timeout else []
         if self.total_timeout and self.first_started is not None:
-            left.append((self.first_started + self.total_timeout - time.time(), TOTAL_TIMEOUT))
+            left.append((self.first_started + self.total_timeout - time.time(), res.TOTAL_TIMEOUT))
         if left:
             seconds, self.alarm_for = min(left)
             try:
@@ -517,7 +425,7 @@ class Supervisor:
                 # Stopped at once by _wait_child (as a timeout would be) and recorded failed, saying why.
                 self.unarmed = f"the supervisor could not arm the job's time limit ({self.alarm_for} {seconds:g}s: {type(ex).__name__}: {ex})"
                 if self.reason is None:
-                    self.reason = UNARMED
+                    self.reason = res.UNARMED
 
     def _base_meta(self, queued_at: float) -> dict:
         me = os.getpid()
@@ -615,10 +523,7 @@ class Supervisor:
             self._sleep(wait)
             if self.killed:
                 ended = time.time()
-                result["msg"] = (
-                    f"the job was killed {killed_how(self.store, self.jid)} in the delay before attempt {len(self.attempts) + 1}; no more attempts "
-                    f"(attempt {len(self.attempts)}: {result.get('msg') or state})"
-                )
+                result["msg"] = res.killed_in_delay_msg(killed_how(self.store, self.jid), len(self.attempts), result.get("msg") or state)
                 state = js.KILLED
                 break
             try:
@@ -633,7 +538,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
         if len(self.attempts) > 1 and state != js.SUCCEEDED and not self.killed:
-            result["msg"] = f"{result.get('msg') or state} (the last of {len(self.attempts)} attempts)"
+            result["msg"] = res.last_of_msg(result.get("msg") or state, len(self.attempts))
         self._remove_task_tmp()
         self._write_final(result, state, self._final_meta(ended, rc, sig, keep), keep)
 
@@ -656,45 +561,9 @@ def _make_module_tmp(jid: str, attempt: int) -> str | None:
     return path
 
 
-def _failure_msg(result: dict, rc: int | None) -> str:
-    """A message for a failed module result that has none.
-
-    ansible-core 2.19 reports a module's unhandled exception as {"failed": true, "exception":
-    {"event": {"msg": ...}, ...}} without "msg" (its controller derives one); older versions
-    give the traceback as a string.
-    """
-    exc = result.get("exception")
-    event = exc.get("event") if isinstance(exc, dict) else None
-    text = event.get("msg") if isinstance(event, dict) else None
-    if not text and isinstance(exc, str) and exc.strip():
-        text = exc.strip().splitlines()[-1]
-    return f"the module failed: {text}" if text else f"the module failed without a message (rc={rc})"
-
-
-def _parse_module_json(text: str) -> dict | None:
-    """The module's JSON result, ignoring junk lines before and after it (as ansible-core does).
-
-    Junk after it (uncommon, and worth a look) is reported in the result's warnings, in the words
-    of ansible-core's async_wrapper.
-    """
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("{")), None)
-    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].rstrip().endswith("}")), None)
-    if first is None or last is None or last < first:
-        return None
-    try:
-        result = json.loads("\n".join(lines[first : last + 1]))
-    except ValueError:
-        return None
-    if not isinstance(result, dict):
-        return None
-    junk = lines[last + 1 :]
-    if any(line.strip() for line in junk):
-        warnings = result.get("warnings", [])
-        warnings = list(warnings) if isinstance(warnings, list) else [warnings]
-        warnings.append("Module invocation had junk after the JSON data: " + "\n".join(junk))
-        result["warnings"] = warnings
-    return result
+def supervise(spec: dict, shared: _zygote.Shared | None) -> int:
+    """Run one job's supervisor (shared: what its batch's zygote imported, see _zygote); its exit code."""
+    return Supervisor(spec, shared).run(1)
 
 
 def main() -> None:
@@ -708,172 +577,8 @@ def main() -> None:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        code = _zygote(spec) if "jobs" in spec else Supervisor(spec).run(1)
+        code = _zygote.zygote(spec, supervise) if "jobs" in spec else supervise(spec, None)
     except Exception as ex:  # the launcher reports this line as the job's failure (as every job's, for a batch)
         os.write(1, json.dumps({"failed": True, "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
         code = 1
     os._exit(code)
-
-
-# --- module jobs that share their imports ------------------------------------------------------
-# A batch's module jobs whose payloads carry the same module zip are started from one process,
-# the zygote (run by the module interpreter as a module would be, not -I -S): it imports
-# ansible.module_utils.basic from that zip once, then forks each job's supervisor, and each
-# supervisor forks the job's process, which runs the AnsiballZ payload in-process instead of
-# executing a new interpreter. The imported code stays shared, copy-on-write, by every process of
-# the batch: a module job then costs about half the memory (docs/performance.md).
-# Linux only (the zip is read through /proc/self/fd); elsewhere, or when the import fails, every
-# job runs as a new interpreter, as a lone module job does.
-
-# Set in the zygote once the imports are shared: "zip", the zip they came from (an unlinked file,
-# open in every process of the batch and read through /proc/self/fd/N, so it is never left
-# behind), and "script", the supervisor's own zip on sys.path; empty when nothing was imported.
-_SHARED: dict = {}
-_PRELOAD = "ansible.module_utils.basic"
-
-
-def _zygote(spec: dict) -> int:
-    """Import the batch's module code once, then fork every job's supervisor (each acknowledges on stdout)."""
-    jobs = spec["jobs"]
-    script = sys.path[0] if sys.path else ""
-    if _preload(str(spec.pop("modlib", "")), str(jobs[0]["async_dir"])):
-        _SHARED["script"] = script
-    tickets = {int(job["ticket_fd"]) for job in jobs if job.get("ticket_fd") is not None}
-    for i, job in enumerate(jobs):
-        try:
-            pid = os.fork()
-        except OSError as ex:
-            for rest in jobs[i:]:
-                _abandon(rest, f"job {rest['jid']}: cannot start its supervisor: {ex}")
-            break
-        if pid == 0:
-            code = 1
-            try:
-                os.setsid()
-                for fd in tickets - {job.get("ticket_fd")}:
-                    os.close(fd)  # another job's place in a slot's queue
-                code = Supervisor(job).run(1)
-            except Exception as ex:  # noqa: BLE001 - reported as this job's failure
-                os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
-            os._exit(code)
-    return 0
-
-
-def _abandon(job: dict, msg: str) -> None:
-    """A job of the batch whose supervisor could not be forked: its files and its place in its
-    slot's queue go (as when a supervisor fails to start), and the launcher is told why."""
-    try:
-        store = js.JobStore(job["async_dir"])
-        if job.get("ticket_fd") is not None:
-            js.SlotQueue(store, job["slot"]).leave(js.SlotTicket(job["ticket_path"], int(job["ticket_fd"])))
-        store.remove_extra(job["jid"], ("payload", "args", "pyz"))
-    except (js.JobStoreError, OSError):
-        pass
-    os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": msg}).encode() + b"\n")
-
-
-def _preload(modlib: str, where: str) -> bool:
-    """Import ansible.module_utils.basic from the module zip modlib (base64); False when it is not done."""
-    if not modlib or not os.path.isdir("/proc/self/fd") or "ansible" in sys.modules:
-        return False
-    import base64
-    import gc
-    import importlib
-    import tempfile
-
-    try:
-        f = tempfile.TemporaryFile(dir=where)
-        f.write(base64.b64decode(modlib))
-        f.flush()
-    except (OSError, ValueError):
-        return False
-    path = f"/proc/self/fd/{f.fileno()}"
-    sys.path.insert(0, path)
-    try:
-        importlib.import_module(_PRELOAD)
-    except BaseException:  # noqa: B036 - whatever the module code does, the jobs then run as new interpreters
-        for name in [n for n in sys.modules if n == "ansible" or n.startswith("ansible.")]:
-            del sys.modules[name]
-        f.close()
-        return False
-    finally:
-        sys.path.remove(path)
-        sys.path_importer_cache.pop(path, None)
-    _SHARED["zip"] = f
-    # What was imported is never collected again: the collector, walking it, would write to
-    # (and so copy) every page of it in every process.
-    gc.collect()
-    gc.freeze()
-    return True
-
-
-def _run_inproc(payload: str, keep: set) -> None:
-    """In the job's process (forked from its supervisor): run the module payload as the interpreter
-    would run the script, then exit with its status. Never returns."""
-    import atexit
-    import traceback
-
-    code = 1
-    try:
-        # What the supervisor's interpreter holds and a module's would not: the supervisor's package
-        # (a collection's module must import its own ansible_collections), its zip on the path, its
-        # exit handlers, signal dispositions and open files, a temporary directory chosen before
-        # TMPDIR was set.
-        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-            del sys.modules[name]
-        script = _SHARED["script"]
-        sys.path[:] = [p for p in sys.path if p != script]
-        sys.path_importer_cache.pop(script, None)
-        sys.argv[:] = [payload]
-        if "tempfile" in sys.modules:
-            setattr(sys.modules["tempfile"], "tempdir", None)  # noqa: B010 - the module is not imported here
-        atexit._clear()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in ("SIGPIPE", "SIGXFSZ"):
-            if hasattr(signal, sig):
-                signal.signal(getattr(signal, sig), signal.SIG_IGN)
-        keep = set(keep) | {0, 1, 2, _SHARED["zip"].fileno()}
-        for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        import runpy
-
-        code = 0
-        try:
-            runpy.run_path(payload, run_name="__main__")
-        except SystemExit as ex:
-            code = _exit_status(ex.code)
-    except BaseException:  # noqa: B036 - as the interpreter does: the traceback on stderr, status 1
-        traceback.print_exc()
-        code = 1
-    try:
-        if "threading" in sys.modules:
-            threading = sys.modules["threading"]
-            for thread in threading.enumerate():
-                if thread is not threading.current_thread() and not thread.daemon:
-                    thread.join()
-        atexit._run_exitfuncs()
-    except BaseException:  # noqa: B036
-        traceback.print_exc()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
-def _exit_status(code: object) -> int:
-    """The exit status of SystemExit(code), as the interpreter makes it."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(f"{code}\n")
-    except (OSError, ValueError):
-        pass
-    return 1
