@@ -13,6 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.detached.jobs.plugins.module_utils._ids import LIMITS, MAX_SECONDS, limit_problem
+from ansible_collections.detached.jobs.plugins.module_utils._results import retry_delay
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
@@ -215,11 +216,8 @@ def _longest(spec: dict) -> float:
     if not spec.get("timeout"):
         return 0
     retries = spec.get("retries") or 0
-    delays, wait = 0.0, float(spec["retry_delay"])
-    for _attempt in range(retries):
-        # Each delay at most MAX_SECONDS, as the supervisor has it: a growing delay never overflows.
-        delays += min(wait, spec.get("retry_max_delay") or MAX_SECONDS)
-        wait = min(wait * spec["backoff"], MAX_SECONDS)
+    # Each delay as the supervisor waits it (_results.retry_wait): the back-off formula, at most MAX_SECONDS.
+    delays = sum(min(retry_delay(n, spec["retry_delay"], spec["backoff"], spec.get("retry_max_delay") or 0), MAX_SECONDS) for n in range(1, retries + 1))
     return queue + spec["timeout"] * (retries + 1) + delays + (spec.get("grace") or 0) * retries
 
 

@@ -22,7 +22,7 @@ _PKG = "ansible_collections/detached/jobs/plugins/module_utils"
 
 # The modules the supervisor's zip application holds (standard library only): the supervisor and
 # what it imports, nothing else (it runs in a lean interpreter whose memory is benchmarked).
-_PYZ_MODULES = ("_ids", "_jobstore", "_process", "_results", "_zygote", "_supervisor")
+_PYZ_MODULES = ("_ids", "_jobstore", "_process", "_results", "_outputs", "_zygote", "_supervisor")
 # Where a built zip application is kept for the next launch, under the user's cache directory.
 _CACHE_NAME = "detached.jobs"
 

@@ -26,7 +26,7 @@ UNARMED = "unarmed"
 # Lines and bytes of each stream kept in an attempt's record.
 ATTEMPT_TAIL_LINES = 10
 ATTEMPT_TAIL_BYTES = 2048
-_STREAMS = ("stdout", "stderr")
+STREAMS = ("stdout", "stderr")  # the output streams, in the order results and records list them
 
 
 def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
@@ -207,7 +207,7 @@ def attempt_record(number: int, started: float, ended: float, state: str, result
         "rc": rc,
         "signal": sig,
         "msg": str(result.get("msg") or "")[:500],
-        "tail": {suffix: list(tail.get(suffix) or []) for suffix in _STREAMS},
+        "tail": {suffix: list(tail.get(suffix) or []) for suffix in STREAMS},
     }
 
 

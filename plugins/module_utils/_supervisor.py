@@ -3,14 +3,16 @@
 """The supervisor of one detached job. Private to the detached.jobs collection.
 
 It runs in a fresh, lean interpreter (``python -I -S <jid>.pyz``) started in a new session
-by the launcher (see _control.launch). It reads its spec as JSON on stdin, queues for the
+by the launcher (see _launch.launch). It reads its spec as JSON on stdin, queues for the
 job's slot if it has one, spawns the job (a module payload or a command) in a process group of
 its own with output streamed to files, records the status (queued, then running),
 acknowledges on stdout, then enforces the time limit, obeys SIGTERM as a kill request, runs
 failed attempts again after their delay (retries), writes the final result atomically and
 removes the job's temporary files. What an attempt's outcome comes to (results, attempt
-records, retry delays, messages) is worked out by _results; a batch of module jobs is started by
-_zygote, which hands each supervisor what the batch shares. Standard library only, Python 3.8+.
+records, retry delays, messages) is worked out by _results, from the output files _outputs reads
+(which also writes the final record); the job's process is forked by _process.fork_job; a batch of
+module jobs is started by _zygote, which hands each supervisor what the batch shares.
+Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _outputs as out
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 from ansible_collections.detached.jobs.plugins.module_utils import _zygote
@@ -37,10 +40,6 @@ _QUEUE_TICK = 0.1
 def killed_how(store: js.JobStore, jid: str) -> str:
     """How a killed job's message says it was killed: why, when the kill said (JobStore.kill_reason), else "on request"."""
     return store.kill_reason(jid) or "on request"
-
-
-class SpawnError(Exception):
-    pass
 
 
 class _Stop(BaseException):
@@ -70,7 +69,7 @@ class Supervisor:
         self.slot_limit = int(spec.get("slot_limit") or 1)
         self.queue_timeout = float(spec.get("queue_timeout") or 0)
         self.queue: js.SlotQueue | None = js.SlotQueue(self.store, self.slot) if self.slot else None
-        # The job's place in the slot's queue, taken by the launcher (see _control) and inherited.
+        # The job's place in the slot's queue, taken by the launcher (see _launch) and inherited.
         self.ticket: js.SlotTicket | None = js.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None
         self.admitted = False  # the job may run (it has no slot, or its slot had room)
         self.reason: str | None = None  # a stop requested by a signal
@@ -110,48 +109,16 @@ class Supervisor:
 
     # --- the child ----------------------------------------------------------
     def _spawn(self, argv: list, out_fd: int, err_fd: int) -> int:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the job's process
-            try:
-                os.close(r)
-                os.setpgid(0, 0)
-                for sig in (signal.SIGTERM, signal.SIGALRM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(out_fd, 1)
-                os.dup2(err_fd, 2)
-                chdir = self.spec.get("chdir")
-                if chdir:
-                    os.chdir(chdir)
-                os.environ[proc.MARKER] = self.jid
-                if self.module_tmp:
-                    os.environ["TMPDIR"] = self.module_tmp
-                if self.ticket is not None:
-                    # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
-                    os.set_inheritable(self.ticket.fd, True)
-                if self.inproc and self.shared is not None:
-                    os.close(w)  # started: the parent stops waiting for an error
-                    self.shared.run(self.inproc, {self.ticket.fd} if self.ticket is not None else set())
-                os.execvp(argv[0], argv)
-            except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
-                try:
-                    os.write(w, f"{ex}".encode("utf-8", errors="replace") or b"exec failed")
-                finally:
-                    os._exit(127)
-        os.close(w)
-        chunks = []
-        while True:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(r)
-        if chunks:
-            os.waitpid(pid, 0)
-            raise SpawnError(f"cannot start {argv[0]!r}: {b''.join(chunks).decode('utf-8', errors='replace')}")
-        return pid
+        """Fork the job's process (see proc.fork_job); it runs a module in-process when its batch shares its imports."""
+        env = {proc.MARKER: self.jid}
+        if self.module_tmp:
+            env["TMPDIR"] = self.module_tmp
+        # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
+        fd = self.ticket.fd if self.ticket is not None else None
+        run = None
+        if self.inproc and self.shared is not None:
+            run = self.shared.runner(self.inproc, {fd} if fd is not None else set())
+        return proc.fork_job(argv, out_fd, err_fd, env, self.spec.get("chdir"), fd, run)
 
     def _reap(self) -> None:
         """Collect exited children: the job's process (keeping its status) and re-parented orphans."""
@@ -193,37 +160,12 @@ class Supervisor:
             proc.kill_tree(self.child, root=None, grace=self.grace, reap=self._reap)
         signal.setitimer(signal.ITIMER_REAL, 0)
 
-    # --- results (shaped by _results) ---------------------------------------
-    def _read_output(self, suffix: str) -> tuple[bytes, int]:
-        """The last output_limit bytes of one of the job's output files, and its size."""
-        path = self.store.extra_path(self.jid, suffix)
-        try:
-            size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                if size > self.limit:
-                    f.seek(size - self.limit)
-                return f.read(self.limit), size
-        except OSError:
-            return b"", 0
-
-    def _text(self, suffix: str, keep: dict) -> str:
-        path = self.store.extra_path(self.jid, suffix)
-        text, kept = res.output_text(*self._read_output(suffix), path)
-        if kept:
-            keep[suffix] = path
-        return text
-
+    # --- results (read by _outputs, shaped by _results) ---------------------
     def _module_result(self, rc: int | None, keep: dict) -> dict:
-        out, size = self._read_output("stdout")
-        path = self.store.extra_path(self.jid, "stdout")
-        result, kept = res.module_result(out, size, self._text("stderr", keep), rc, self.limit, path)
-        if kept:
-            keep["stdout"] = path
-        return result
+        return out.module_result(self.store, self.jid, self.limit, rc, keep)
 
     def _command_result(self, rc: int | None, started: float, ended: float, keep: dict) -> dict:
-        stdout = self._text("stdout", keep)
-        return res.command_result(self.spec.get("cmd"), rc, stdout, self._text("stderr", keep), started, ended)
+        return out.command_result(self.store, self.jid, self.limit, self.spec.get("cmd"), rc, started, ended, keep)
 
     def _outcome(self, ended: float, keep: dict) -> tuple[dict, str, int | None, int | None]:
         """The result of the attempt that just ended, its state, exit code and signal."""
@@ -255,14 +197,7 @@ class Supervisor:
 
     def _attempt_record(self, result: dict, state: str, rc: int | None, sig: int | None, ended: float) -> dict:
         """What is kept of one attempt: when it ran, how it ended, and the tail of its output."""
-        tail = {}
-        for suffix in ("stdout", "stderr"):
-            if self.mode == "command":
-                found = self.store.output_tail(self.jid, suffix, res.ATTEMPT_TAIL_LINES, res.ATTEMPT_TAIL_BYTES)
-                tail[suffix] = found[0] if found else []
-            else:
-                text = result.get(suffix)
-                tail[suffix] = js.text_tail(text, res.ATTEMPT_TAIL_LINES, res.ATTEMPT_TAIL_BYTES)[0] if isinstance(text, str) else []
+        tail = out.attempt_tail(self.store, self.jid, self.mode, result)
         return res.attempt_record(len(self.attempts) + 1, self.started, ended, state, result, rc, sig, tail)
 
     def _retry_wait(self, state: str) -> float | None:
@@ -294,26 +229,7 @@ class Supervisor:
             self.waiting = False
 
     def _write_final(self, result: dict, state: str, meta: dict, keep: dict) -> None:
-        record = js.final_record(self.jid, self.path, result, meta, state)
-        try:
-            self.store.write(self.jid, record)
-        except js.JobStoreError as ex:
-            # (A full disk, most often.) Free what the job no longer needs and try again, then try a
-            # small record; if even that fails, readers will see the supervisor gone without a
-            # result (vanished). The output files are kept either way.
-            self.store.remove_extra(self.jid, ("payload", "args", "pyz"))
-            try:
-                self.store.write(self.jid, record)
-            except js.JobStoreError:
-                kept = {s: p for s in ("stdout", "stderr") for p in [self.store.extra_path(self.jid, s)] if os.path.exists(p)}
-                small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), js.FAILED)
-                try:
-                    self.store.write(self.jid, small)
-                except js.JobStoreError:
-                    pass
-                return
-        drop = [s for s in ("stdout", "stderr") if s not in keep]
-        self.store.remove_extra(self.jid, ["payload", "args", "pyz", "kill"] + drop)
+        out.write_final(self.store, self.jid, self.path, result, state, meta, keep)
 
     def _final_meta(self, ended: float, rc: int | None, sig: int | None, keep: dict) -> dict:
         return res.final_meta(self.meta, ended, self.first_started, rc, sig, keep, self.attempts if self.retries else None)
@@ -467,7 +383,7 @@ class Supervisor:
                 self._spawn_attempt()
             else:
                 self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, js.QUEUED))
-        except (js.JobStoreError, SpawnError, OSError, KeyError, ValueError) as ex:
+        except (js.JobStoreError, proc.SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._leave_queue()
@@ -493,7 +409,7 @@ class Supervisor:
                     return 0
                 self._spawn_attempt()
             self._attempts()
-        except (js.JobStoreError, SpawnError, OSError) as ex:
+        except (js.JobStoreError, proc.SpawnError, OSError) as ex:
             # (A full disk when a queued job's turn came, most often.) Its process, if it started, is stopped.
             if self.child and self.child_status is None:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
@@ -528,7 +444,7 @@ class Supervisor:
                 break
             try:
                 self._spawn_attempt()
-            except SpawnError as ex:
+            except proc.SpawnError as ex:
                 ended = time.time()
                 result = {"msg": f"attempt {len(self.attempts) + 1} could not start: {ex}"}
                 state = js.FAILED

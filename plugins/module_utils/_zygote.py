@@ -6,7 +6,7 @@ A batch's module jobs whose payloads carry the same module zip are started from 
 zygote (run by the module interpreter as a module would be, not -I -S): it imports
 ansible.module_utils.basic from that zip once (preload), then forks each job's supervisor, handing
 it what it imported (Shared), and each supervisor forks the job's process, which runs the
-AnsiballZ payload in-process (Shared.run) instead of executing a new interpreter. The imported
+AnsiballZ payload in-process (Shared.runner, run_inproc) instead of executing a new interpreter. The imported
 code stays shared, copy-on-write, by every process of the batch: a module job then costs about
 half the memory (docs/performance.md).
 Linux only (the zip is read through /proc/self/fd); elsewhere, or when the import fails, every job
@@ -41,9 +41,13 @@ class Shared:
         self.zip = zip_file
         self.script = script
 
-    def run(self, payload: str, keep: set) -> None:
-        """In the job's process: run the module payload in-process (see run_inproc). Never returns."""
-        run_inproc(self, payload, keep)
+    def runner(self, payload: str, keep: set) -> t.Callable[[], None]:
+        """What the job's process calls to run the module payload in-process (see run_inproc); it never returns."""
+
+        def run() -> None:
+            run_inproc(self, payload, keep)
+
+        return run
 
 
 def zygote(spec: dict, supervise: t.Callable[[dict, Shared | None], int]) -> int:
