@@ -45,8 +45,9 @@ def generated() -> str:
     lines = [f'    "{blob[i : i + 100]}"' for i in range(0, len(blob), 100)]
     return (
         MARKER
-        + "# The modules of plugins/module_utils this wrapper runs (" + ", ".join(MODULES) + "): their sources,\n"
-        + "# as JSON, zlib-compressed, base64. The importer after them serves them to Python's import system.\n"
+        + "# The modules of plugins/module_utils this wrapper runs, their sources as JSON, zlib-compressed, base64:\n"
+        + "# " + ", ".join(MODULES) + ".\n"
+        + "# The importer after them serves them to Python's import system.\n"
         + "import base64  # noqa: E402\n"
         + "import importlib  # noqa: E402\n"
         + "import json  # noqa: E402\n"
