@@ -68,7 +68,6 @@ class JobSpec:
         return self.name or self.module or (" ".join(self.argv) if self.argv else "?")
 
 
-
 def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     """The job's status as readers return it. A running job whose supervisor is gone becomes vanished.
 
@@ -220,4 +219,3 @@ def _refuse_unproven(jid: str, what: str, pid: object, start: object, boot: obje
             f"{'has no start time for it' if start is None else 'names another start time'}; no signal was sent. Stop it on the "
             "host if it is yours"
         )
-

@@ -34,7 +34,6 @@ def _new_jid(store: js.JobStore) -> str:
             return jid
 
 
-
 class _Pending:
     """A job whose supervisor is being started: its files, its spec for the supervisor, its answer."""
 
@@ -339,7 +338,6 @@ def _running_by_name(store: js.JobStore, name: str) -> dict | None:
     except js.JobNotFound:
         return None
     return None if current["finished"] else current
-
 
 
 def _unlink(path: str) -> None:

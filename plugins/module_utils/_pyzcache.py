@@ -172,4 +172,3 @@ def _write_cached(cache: str, path: str, data: bytes) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
-
