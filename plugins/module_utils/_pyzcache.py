@@ -93,7 +93,7 @@ def supervisor_pyz(compiled: bool = True) -> bytes:
     starts faster and stays about 1 MB smaller, as nothing is compiled in it).
     Built once per host, user, interpreter and version of the code, and kept in the user's
     cache directory (see _cache_dir): every launch in a fresh process (each task of the async
-    keyword, each start) then reads it instead of compiling four modules.
+    keyword, each start) then reads it instead of compiling its modules.
     """
     if compiled not in _PYZ:
         sources = {name: _module_source(name) for name in _PYZ_MODULES}
