@@ -15,6 +15,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils._ids import MAX_SECONDS
+from ansible_collections.detached.jobs.plugins.module_utils._results import retry_delay
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
@@ -189,11 +190,8 @@ def _longest(spec: dict) -> float:
     if not spec.get("timeout"):
         return 0
     retries = spec.get("retries") or 0
-    delays, wait = 0.0, float(spec["retry_delay"])
-    for _attempt in range(retries):
-        # Each delay at most MAX_SECONDS, as the supervisor has it: a growing delay never overflows.
-        delays += min(wait, spec.get("retry_max_delay") or MAX_SECONDS)
-        wait = min(wait * spec["backoff"], MAX_SECONDS)
+    # Each delay as the supervisor waits it (_results.retry_wait): the back-off formula, at most MAX_SECONDS.
+    delays = sum(min(retry_delay(n, spec["retry_delay"], spec["backoff"], spec.get("retry_max_delay") or 0), MAX_SECONDS) for n in range(1, retries + 1))
     return queue + spec["timeout"] * (retries + 1) + delays + (spec.get("grace") or 0) * retries
 
 

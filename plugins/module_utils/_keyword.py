@@ -5,7 +5,7 @@
 With the collection's keyword/ directory in the module search path (ansible.cfg `library`, or
 ANSIBLE_LIBRARY), ansible-core's `async:` keyword runs keyword/async_wrapper.py in place of its
 own async_wrapper, and its poller (and the async_status action) runs keyword/async_status.py.
-This module turns ansible-core's wrapper command line into one job for _control.start (the
+This module turns ansible-core's wrapper command line into one job for _launch.start (the
 same launch, supervisor and status file as detached.jobs.start: there is no second engine), and
 answers the poller as ansible-core's async_status module does. Standard library only, Python 3.8+.
 
@@ -23,7 +23,7 @@ import shlex
 import sys
 import typing as t
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _control, _launch
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 
@@ -148,7 +148,7 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
     async_dir = environ.get("ANSIBLE_ASYNC_DIR") or ids.DEFAULT_ASYNC_DIR
     try:
         store = js.JobStore(async_dir, create=True)
-        result = _control.start(store, [inv.job_spec()])[0]
+        result = _launch.start(store, [inv.job_spec()])[0]
         if result.get("failed"):
             raise KeywordError(str(result.get("msg")))
     except (KeywordError, ids.JobError) as ex:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control
+from ansible_collections.detached.jobs.plugins.module_utils import _control, _launch
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils._ids import BECOME_HINT, REMOVED_HINT, missing_msg
@@ -36,7 +36,7 @@ def start(params: dict, check_mode: bool = False) -> dict:
     try:
         store = js.JobStore(params.get("async_dir") or ids.DEFAULT_ASYNC_DIR, create=not check_mode)
         specs = [_control.JobSpec(job) for job in params["jobs"]]
-        results = _control.start(store, specs, check_mode=check_mode)
+        results = _launch.start(store, specs, check_mode=check_mode)
     except ids.JobError as ex:
         return _fail(str(ex))
     return {"changed": any(r.get("changed") for r in results), "jobs": results, "async_dir": store.path}

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
-"""Processes: identity, liveness and process-tree kill. Private to the detached.jobs collection.
+"""Processes: identity, liveness, process-tree kill, starting them. Private to the detached.jobs collection.
 
 A process is identified by (pid, start time, boot id) so that pid reuse and reboots are caught.
 Linux gets exact start times from /proc and a child subreaper; other POSIX systems fall back
@@ -248,6 +248,56 @@ def signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
+
+
+class SpawnError(Exception):
+    """A job's process could not start: its program could not be executed (the message says why)."""
+
+
+def fork_job(argv: list, out_fd: int, err_fd: int, env: dict, chdir: str | None, keep_fd: int | None, run: t.Callable[[], None] | None) -> int:
+    """Fork a job's process and return its pid: in a process group of its own, signals at their
+    defaults, stdin /dev/null, stdout and stderr to out_fd and err_fd, env added to its
+    environment, in chdir if given, keep_fd inherited by what it executes. It executes argv, or
+    calls run (which never returns: a module run in-process). Raises SpawnError when argv cannot
+    be executed (the process has then exited and been reaped)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the job's process
+        try:
+            os.close(r)
+            os.setpgid(0, 0)
+            for sig in (signal.SIGTERM, signal.SIGALRM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_fd, 1)
+            os.dup2(err_fd, 2)
+            if chdir:
+                os.chdir(chdir)
+            os.environ.update(env)
+            if keep_fd is not None:
+                os.set_inheritable(keep_fd, True)
+            if run is not None:
+                os.close(w)  # started: the parent stops waiting for an error
+                run()
+            os.execvp(argv[0], argv)
+        except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
+            try:
+                os.write(w, f"{ex}".encode("utf-8", errors="replace") or b"exec failed")
+            finally:
+                os._exit(127)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    if chunks:
+        os.waitpid(pid, 0)
+        raise SpawnError(f"cannot start {argv[0]!r}: {b''.join(chunks).decode('utf-8', errors='replace')}")
+    return pid
 
 
 def _run(argv: list[str]) -> str | None:

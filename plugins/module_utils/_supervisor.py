@@ -3,12 +3,16 @@
 """The supervisor of one detached job. Private to the detached.jobs collection.
 
 It runs in a fresh, lean interpreter (``python -I -S <jid>.pyz``) started in a new session
-by the launcher (see _control.launch). It reads its spec as JSON on stdin, queues for the
+by the launcher (see _launch.launch). It reads its spec as JSON on stdin, queues for the
 job's slot if it has one, spawns the job (a module payload or a command) in a process group of
 its own with output streamed to files, records the status (queued, then running),
 acknowledges on stdout, then enforces the time limit, obeys SIGTERM as a kill request, runs
 failed attempts again after their delay (retries), writes the final result atomically and
-removes the job's temporary files. Standard library only, Python 3.8+.
+removes the job's temporary files. What an attempt's outcome comes to (results, attempt
+records, retry delays, messages) is worked out by _results, from the output files _outputs reads
+(which also writes the final record); the job's process is forked by _process.fork_job; a batch of
+module jobs is started by _zygote, which hands each supervisor what the batch shares.
+Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -22,22 +26,18 @@ import time
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
+from ansible_collections.detached.jobs.plugins.module_utils import _outputs as out
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
+from ansible_collections.detached.jobs.plugins.module_utils import _zygote
 
 # How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
 # have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
 # between looks at the directory's change time.
 _QUEUE_RECHECK = 1.0
 _QUEUE_TICK = 0.1
-# Lines and bytes of each stream kept in an attempt's record.
-ATTEMPT_TAIL_LINES = 10
-ATTEMPT_TAIL_BYTES = 2048
-QUEUE_TIMEOUT = "queue_timeout"
-TOTAL_TIMEOUT = "total_timeout"
-# Why the job was stopped when its time limit could not be armed (see Supervisor._arm).
-UNARMED = "unarmed"
 
 
 def killed_how(store: js.JobStore, jid: str) -> str:
@@ -45,25 +45,15 @@ def killed_how(store: js.JobStore, jid: str) -> str:
     return store.kill_reason(jid) or "on request"
 
 
-def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
-    """Seconds to wait after failed attempt number attempt (1-based): delay * backoff ** (attempt - 1), at most max_delay."""
-    try:
-        wait = float(delay) * float(backoff) ** (attempt - 1)
-    except OverflowError:
-        wait = float("inf")
-    return max(0.0, min(wait, float(max_delay)) if max_delay else wait)
-
-
-class SpawnError(Exception):
-    pass
-
-
 class _Stop(BaseException):
     """Raised by the signal handlers to interrupt the wait for the child."""
 
 
 class Supervisor:
-    def __init__(self, spec: dict) -> None:
+    """One job's supervisor. shared: what the zygote of its batch imported (see _zygote), with
+    which a module job whose spec says "inproc" runs in-process; None: the job's process executes argv."""
+
+    def __init__(self, spec: dict, shared: _zygote.Shared | None = None) -> None:
         self.spec = spec
         self.store = js.JobStore(spec["async_dir"])
         self.jid = ids.validate_jid(spec["jid"])
@@ -83,7 +73,7 @@ class Supervisor:
         self.slot_limit = int(given(spec, "slot_limit"))
         self.queue_timeout = float(given(spec, "queue_timeout"))
         self.queue: slots.SlotQueue | None = slots.SlotQueue(self.store, self.slot) if self.slot else None
-        # The job's place in the slot's queue, taken by the launcher (see _control) and inherited.
+        # The job's place in the slot's queue, taken by the launcher (see _launch) and inherited.
         self.ticket: slots.SlotTicket | None = slots.SlotTicket(spec["ticket_path"], int(spec["ticket_fd"])) if self.queue else None
         self.admitted = False  # the job may run (it has no slot, or its slot had room)
         self.reason: str | None = None  # a stop requested by a signal
@@ -94,8 +84,9 @@ class Supervisor:
         self.waiting = False
         self.child = 0
         # A module job run in-process by a process forked from here (its payload's path; see
-        # _run_inproc), else None: the job's process executes argv.
-        self.inproc: str | None = spec.get("inproc") if _SHARED else None
+        # _zygote.run_inproc), else None: the job's process executes argv.
+        self.shared = shared
+        self.inproc: str | None = spec.get("inproc") if shared is not None else None
         # A module attempt's temporary directory (its TMPDIR), removed when the attempt ends.
         self.module_tmp: str | None = None
         self.child_status: int | None = None
@@ -122,48 +113,16 @@ class Supervisor:
 
     # --- the child ----------------------------------------------------------
     def _spawn(self, argv: list, out_fd: int, err_fd: int) -> int:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the job's process
-            try:
-                os.close(r)
-                os.setpgid(0, 0)
-                for sig in (signal.SIGTERM, signal.SIGALRM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(out_fd, 1)
-                os.dup2(err_fd, 2)
-                chdir = self.spec.get("chdir")
-                if chdir:
-                    os.chdir(chdir)
-                os.environ[proc.MARKER] = self.jid
-                if self.module_tmp:
-                    os.environ["TMPDIR"] = self.module_tmp
-                if self.ticket is not None:
-                    # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
-                    os.set_inheritable(self.ticket.fd, True)
-                if self.inproc:
-                    os.close(w)  # started: the parent stops waiting for an error
-                    _run_inproc(self.inproc, {self.ticket.fd} if self.ticket is not None else set())
-                os.execvp(argv[0], argv)
-            except BaseException as ex:  # noqa: B036 - report anything to the parent, then leave without cleanup
-                try:
-                    os.write(w, f"{ex}".encode("utf-8", errors="replace") or b"exec failed")
-                finally:
-                    os._exit(127)
-        os.close(w)
-        chunks = []
-        while True:
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(r)
-        if chunks:
-            os.waitpid(pid, 0)
-            raise SpawnError(f"cannot start {argv[0]!r}: {b''.join(chunks).decode('utf-8', errors='replace')}")
-        return pid
+        """Fork the job's process (see proc.fork_job); it runs a module in-process when its batch shares its imports."""
+        env = {proc.MARKER: self.jid}
+        if self.module_tmp:
+            env["TMPDIR"] = self.module_tmp
+        # The job's process holds the slot too: a supervisor killed with kill -9 frees it only once the job is over.
+        fd = self.ticket.fd if self.ticket is not None else None
+        run = None
+        if self.inproc and self.shared is not None:
+            run = self.shared.runner(self.inproc, {fd} if fd is not None else set())
+        return proc.fork_job(argv, out_fd, err_fd, env, self.spec.get("chdir"), fd, run)
 
     def _reap(self) -> None:
         """Collect exited children: the job's process (keeping its status) and re-parented orphans."""
@@ -205,80 +164,12 @@ class Supervisor:
             proc.kill_tree(self.child, root=None, grace=self.grace, reap=self._reap)
         signal.setitimer(signal.ITIMER_REAL, 0)
 
-    # --- results ------------------------------------------------------------
-    def _read_output(self, suffix: str) -> tuple[bytes, int]:
-        path = self.store.extra_path(self.jid, suffix)
-        try:
-            size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                if size > self.limit:
-                    f.seek(size - self.limit)
-                return f.read(self.limit), size
-        except OSError:
-            return b"", 0
-
-    def _text(self, suffix: str, keep: dict) -> str:
-        data, size = self._read_output(suffix)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("utf-8", errors="replace")
-            keep[suffix] = self.store.extra_path(self.jid, suffix)
-        if size > len(data):
-            keep[suffix] = self.store.extra_path(self.jid, suffix)
-            text = f"[detached.jobs: first {size - len(data)} of {size} bytes omitted; full output in {keep[suffix]}]\n" + text
-        return text
-
+    # --- results (read by _outputs, shaped by _results) ---------------------
     def _module_result(self, rc: int | None, keep: dict) -> dict:
-        out_data, out_size = self._read_output("stdout")
-        stderr = self._text("stderr", keep)
-        if out_size > len(out_data):
-            keep["stdout"] = self.store.extra_path(self.jid, "stdout")
-            return {
-                "failed": True,
-                "msg": f"the module printed {out_size} bytes, more than output_limit ({self.limit}); its raw output is kept in {keep['stdout']}",
-                "rc": rc,
-                "module_stderr": stderr,
-            }
-        text = out_data.decode("utf-8", errors="replace")
-        result = _parse_module_json(text)
-        if result is None:
-            if text:
-                keep["stdout"] = self.store.extra_path(self.jid, "stdout")
-            return {
-                "failed": True,
-                "msg": f"the module did not return a JSON result (rc={rc}); see module_stdout and module_stderr",
-                "rc": rc,
-                "module_stdout": text,
-                "module_stderr": stderr,
-            }
-        if stderr:
-            result.setdefault("stderr", stderr)
-        if result.get("failed") and not result.get("msg"):
-            result["msg"] = _failure_msg(result, rc)
-        return result
+        return out.module_result(self.store, self.jid, self.limit, rc, keep)
 
     def _command_result(self, rc: int | None, started: float, ended: float, keep: dict) -> dict:
-        import datetime
-
-        fmt = "%Y-%m-%d %H:%M:%S.%f"
-        start = datetime.datetime.fromtimestamp(started)
-        end = datetime.datetime.fromtimestamp(ended)
-        result = {
-            "cmd": self.spec.get("cmd"),
-            "rc": rc,
-            "stdout": self._text("stdout", keep).rstrip("\r\n"),
-            "stderr": self._text("stderr", keep).rstrip("\r\n"),
-            "start": start.strftime(fmt),
-            "end": end.strftime(fmt),
-            "delta": str(end - start),
-            "changed": True,
-            "msg": "",
-        }
-        if rc:
-            result["failed"] = True
-            result["msg"] = "non-zero return code"
-        return result
+        return out.command_result(self.store, self.jid, self.limit, self.spec.get("cmd"), rc, started, ended, keep)
 
     def _outcome(self, ended: float, keep: dict) -> tuple[dict, str, int | None, int | None]:
         """The result of the attempt that just ended, its state, exit code and signal."""
@@ -293,72 +184,37 @@ class Supervisor:
             result = self._command_result(rc if sig is None else -sig, self.started, ended, keep)
         else:
             result = self._module_result(rc, keep)
-        if self.stopped == ids.TIMEOUT:
-            state = ids.TIMEOUT
-            result["msg"] = (
-                f"Timeout exceeded: the job ran longer than its {self.timeout:g}s limit and was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
-            )
-        elif self.stopped == TOTAL_TIMEOUT:
-            state = ids.TIMEOUT
-            result["msg"] = (
-                f"Timeout exceeded: the job ran longer than its total_timeout of {self.total_timeout:g}s and attempt {len(self.attempts) + 1} "
-                f"was killed (SIGTERM, then SIGKILL after {self.grace:g}s)"
-            )
-        elif self.stopped == ids.KILLED:
-            state = ids.KILLED
-            result["msg"] = f"the job was killed {killed_how(self.store, self.jid)}"
-        elif self.stopped == UNARMED:
-            state = ids.FAILED
-            result["msg"] = f"{self.unarmed}; it was stopped (SIGTERM, then SIGKILL after {self.grace:g}s) rather than left running without a limit"
-        elif sig is not None:
-            name = proc.signal_name(sig)
-            if sig == signal.SIGKILL:
-                state = ids.VANISHED
-                result["msg"] = f"the job's process (pid {self.child}) was killed by {name} (out of memory, or kill -9) before it returned a result"
-            else:
-                state = ids.FAILED
-                result["msg"] = f"the job's process (pid {self.child}) was killed by {name}"
-        elif result.get("failed"):
-            state = ids.FAILED
-        else:
-            state = ids.SUCCEEDED
+        why = {
+            "timeout": self.timeout,
+            "total_timeout": self.total_timeout,
+            "grace": self.grace,
+            "attempt": len(self.attempts) + 1,
+            "child": self.child,
+            "killed_how": killed_how(self.store, self.jid) if self.stopped == ids.KILLED else "",
+            "unarmed": self.unarmed,
+            "signal_name": proc.signal_name(sig) if sig is not None else "",
+        }
+        state, msg = res.attempt_end(result, self.stopped, sig, why)
+        if msg is not None:
+            result["msg"] = msg
         return result, state, rc, sig
 
     def _attempt_record(self, result: dict, state: str, rc: int | None, sig: int | None, ended: float) -> dict:
         """What is kept of one attempt: when it ran, how it ended, and the tail of its output."""
-        tail = {}
-        for suffix in ("stdout", "stderr"):
-            if self.mode == "command":
-                found = self.store.output_tail(self.jid, suffix, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)
-                tail[suffix] = found[0] if found else []
-            else:
-                text = result.get(suffix)
-                tail[suffix] = js.text_tail(text, ATTEMPT_TAIL_LINES, ATTEMPT_TAIL_BYTES)[0] if isinstance(text, str) else []
-        return {
-            "attempt": len(self.attempts) + 1,
-            "started_at": self.started,
-            "ended_at": ended,
-            "elapsed": round(ended - self.started, 3),
-            "state": state,
-            "rc": rc if rc is not None else result.get("rc") if isinstance(result.get("rc"), int) else None,
-            "signal": sig,
-            "msg": str(result.get("msg") or "")[:500],
-            "tail": tail,
-        }
+        tail = out.attempt_tail(self.store, self.jid, self.mode, result)
+        return res.attempt_record(len(self.attempts) + 1, self.started, ended, state, result, rc, sig, tail)
 
     def _retry_wait(self, state: str) -> float | None:
         """Seconds to wait after the attempts so far before the next one, or None when the job is not run again."""
-        if len(self.attempts) > self.retries or self.killed or self.stopped == UNARMED:
-            return None
-        if state == ids.TIMEOUT and not (self.retry_on_timeout and self.stopped == ids.TIMEOUT):
-            return None
-        if state not in (ids.FAILED, ids.VANISHED, ids.TIMEOUT):
-            return None
-        # At most MAX_SECONDS: a delay that grew beyond any bound (backoff) is no infinite retry_at in the record.
-        wait = min(retry_delay(len(self.attempts), self.delay, self.backoff, self.max_delay), ids.MAX_SECONDS)
-        if self.total_timeout and self.first_started is not None and time.time() + wait >= self.first_started + self.total_timeout:
-            return None
-        return wait
+        opts = {
+            "retries": self.retries,
+            "retry_delay": self.delay,
+            "backoff": self.backoff,
+            "retry_max_delay": self.max_delay,
+            "retry_on_timeout": self.retry_on_timeout,
+            "total_timeout": self.total_timeout,
+        }
+        return res.retry_wait(state, self.stopped, self.killed, len(self.attempts), opts, self.first_started, time.time())
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, unless SIGTERM asks the job to stop (then self.killed is set)."""
@@ -377,34 +233,10 @@ class Supervisor:
             self.waiting = False
 
     def _write_final(self, result: dict, state: str, meta: dict, keep: dict) -> None:
-        record = js.final_record(self.jid, self.path, result, meta, state)
-        try:
-            self.store.write(self.jid, record)
-        except ids.JobError as ex:
-            # (A full disk, most often.) Free what the job no longer needs and try again, then try a
-            # small record; if even that fails, readers will see the supervisor gone without a
-            # result (vanished). The output files are kept either way.
-            self.store.remove_extra(self.jid, ("payload", "args", "pyz"))
-            try:
-                self.store.write(self.jid, record)
-            except ids.JobError:
-                kept = {s: p for s in ("stdout", "stderr") for p in [self.store.extra_path(self.jid, s)] if os.path.exists(p)}
-                small = js.final_record(self.jid, self.path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), ids.FAILED)
-                try:
-                    self.store.write(self.jid, small)
-                except ids.JobError:
-                    pass
-                return
-        drop = [s for s in ("stdout", "stderr") if s not in keep]
-        self.store.remove_extra(self.jid, ["payload", "args", "pyz", "kill"] + drop)
+        out.write_final(self.store, self.jid, self.path, result, state, meta, keep)
 
     def _final_meta(self, ended: float, rc: int | None, sig: int | None, keep: dict) -> dict:
-        started = self.first_started if self.first_started is not None else ended
-        meta = dict(self.meta, ended_at=ended, elapsed=round(ended - started, 3), rc=rc, signal=sig, files=keep)
-        meta.pop("retry_at", None)
-        if self.retries:
-            meta.update(attempt=len(self.attempts), attempts=self.attempts)
-        return meta
+        return res.final_meta(self.meta, ended, self.first_started, rc, sig, keep, self.attempts if self.retries else None)
 
     def _remove_task_tmp(self) -> None:
         """Keyword mode: the task's tmp dir, which the module may use while it runs (get_url
@@ -442,7 +274,7 @@ class Supervisor:
                 if self._may_run():
                     return None
             if deadline is not None and now >= deadline:
-                return QUEUE_TIMEOUT
+                return res.QUEUE_TIMEOUT
             self._sleep(_QUEUE_TICK if deadline is None else max(0.001, min(_QUEUE_TICK, deadline - now)))
 
     def _may_run(self) -> bool:
@@ -457,15 +289,8 @@ class Supervisor:
     def _end_early(self, why: str) -> None:
         """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
         ended = time.time()
-        if why == ids.KILLED:
-            state, msg = ids.KILLED, f"the job was killed {killed_how(self.store, self.jid)} while queued for slot {self.slot!r}; it never ran"
-        elif why == QUEUE_TIMEOUT:
-            state, msg = ids.TIMEOUT, (
-                f"Timeout exceeded: the job waited longer than its queue_timeout of {self.queue_timeout:g}s for slot {self.slot!r} "
-                f"(limit {self.slot_limit}); it never ran"
-            )
-        else:
-            state, msg = ids.FAILED, why
+        how = killed_how(self.store, self.jid) if why == ids.KILLED else ""
+        state, msg = res.early_end(why, how, self.slot, self.slot_limit, self.queue_timeout)
         meta = dict(self.meta, ended_at=ended, elapsed=0.0, rc=None, signal=None, files={})
         if self.retries:
             meta.update(attempt=len(self.attempts), attempts=self.attempts)
@@ -511,7 +336,7 @@ class Supervisor:
         """The alarm for the attempt that starts now: its own timeout, or the job's total_timeout if that comes first."""
         left = [(self.timeout, ids.TIMEOUT)] if self.timeout else []
         if self.total_timeout and self.first_started is not None:
-            left.append((self.first_started + self.total_timeout - time.time(), TOTAL_TIMEOUT))
+            left.append((self.first_started + self.total_timeout - time.time(), res.TOTAL_TIMEOUT))
         if left:
             seconds, self.alarm_for = min(left)
             try:
@@ -520,7 +345,7 @@ class Supervisor:
                 # Stopped at once by _wait_child (as a timeout would be) and recorded failed, saying why.
                 self.unarmed = f"the supervisor could not arm the job's time limit ({self.alarm_for} {seconds:g}s: {type(ex).__name__}: {ex})"
                 if self.reason is None:
-                    self.reason = UNARMED
+                    self.reason = res.UNARMED
 
     def _base_meta(self, queued_at: float) -> dict:
         me = os.getpid()
@@ -562,7 +387,7 @@ class Supervisor:
                 self._spawn_attempt()
             else:
                 self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, ids.QUEUED))
-        except (ids.JobError, SpawnError, OSError, KeyError, ValueError) as ex:
+        except (ids.JobError, proc.SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._leave_queue()
@@ -588,7 +413,7 @@ class Supervisor:
                     return 0
                 self._spawn_attempt()
             self._attempts()
-        except (ids.JobError, SpawnError, OSError) as ex:
+        except (ids.JobError, proc.SpawnError, OSError) as ex:
             # (A full disk when a queued job's turn came, most often.) Its process, if it started, is stopped.
             if self.child and self.child_status is None:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
@@ -618,15 +443,12 @@ class Supervisor:
             self._sleep(wait)
             if self.killed:
                 ended = time.time()
-                result["msg"] = (
-                    f"the job was killed {killed_how(self.store, self.jid)} in the delay before attempt {len(self.attempts) + 1}; no more attempts "
-                    f"(attempt {len(self.attempts)}: {result.get('msg') or state})"
-                )
+                result["msg"] = res.killed_in_delay_msg(killed_how(self.store, self.jid), len(self.attempts), result.get("msg") or state)
                 state = ids.KILLED
                 break
             try:
                 self._spawn_attempt()
-            except SpawnError as ex:
+            except proc.SpawnError as ex:
                 ended = time.time()
                 result = {"msg": f"attempt {len(self.attempts) + 1} could not start: {ex}"}
                 state = ids.FAILED
@@ -636,7 +458,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
         if len(self.attempts) > 1 and state != ids.SUCCEEDED and not self.killed:
-            result["msg"] = f"{result.get('msg') or state} (the last of {len(self.attempts)} attempts)"
+            result["msg"] = res.last_of_msg(result.get("msg") or state, len(self.attempts))
         self._remove_task_tmp()
         self._write_final(result, state, self._final_meta(ended, rc, sig, keep), keep)
 
@@ -646,45 +468,9 @@ class Supervisor:
             self.ticket = None
 
 
-def _failure_msg(result: dict, rc: int | None) -> str:
-    """A message for a failed module result that has none.
-
-    ansible-core 2.19 reports a module's unhandled exception as {"failed": true, "exception":
-    {"event": {"msg": ...}, ...}} without "msg" (its controller derives one); older versions
-    give the traceback as a string.
-    """
-    exc = result.get("exception")
-    event = exc.get("event") if isinstance(exc, dict) else None
-    text = event.get("msg") if isinstance(event, dict) else None
-    if not text and isinstance(exc, str) and exc.strip():
-        text = exc.strip().splitlines()[-1]
-    return f"the module failed: {text}" if text else f"the module failed without a message (rc={rc})"
-
-
-def _parse_module_json(text: str) -> dict | None:
-    """The module's JSON result, ignoring junk lines before and after it (as ansible-core does).
-
-    Junk after it (uncommon, and worth a look) is reported in the result's warnings, in the words
-    of ansible-core's async_wrapper.
-    """
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("{")), None)
-    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].rstrip().endswith("}")), None)
-    if first is None or last is None or last < first:
-        return None
-    try:
-        result = json.loads("\n".join(lines[first : last + 1]))
-    except ValueError:
-        return None
-    if not isinstance(result, dict):
-        return None
-    junk = lines[last + 1 :]
-    if any(line.strip() for line in junk):
-        warnings = result.get("warnings", [])
-        warnings = list(warnings) if isinstance(warnings, list) else [warnings]
-        warnings.append("Module invocation had junk after the JSON data: " + "\n".join(junk))
-        result["warnings"] = warnings
-    return result
+def supervise(spec: dict, shared: _zygote.Shared | None) -> int:
+    """Run one job's supervisor (shared: what its batch's zygote imported, see _zygote); its exit code."""
+    return Supervisor(spec, shared).run(1)
 
 
 def main() -> None:
@@ -698,172 +484,8 @@ def main() -> None:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        code = _zygote(spec) if "jobs" in spec else Supervisor(spec).run(1)
+        code = _zygote.zygote(spec, supervise) if "jobs" in spec else supervise(spec, None)
     except Exception as ex:  # the launcher reports this line as the job's failure (as every job's, for a batch)
         os.write(1, json.dumps({"failed": True, "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
         code = 1
     os._exit(code)
-
-
-# --- module jobs that share their imports ------------------------------------------------------
-# A batch's module jobs whose payloads carry the same module zip are started from one process,
-# the zygote (run by the module interpreter as a module would be, not -I -S): it imports
-# ansible.module_utils.basic from that zip once, then forks each job's supervisor, and each
-# supervisor forks the job's process, which runs the AnsiballZ payload in-process instead of
-# executing a new interpreter. The imported code stays shared, copy-on-write, by every process of
-# the batch: a module job then costs about half the memory (docs/performance.md).
-# Linux only (the zip is read through /proc/self/fd); elsewhere, or when the import fails, every
-# job runs as a new interpreter, as a lone module job does.
-
-# Set in the zygote once the imports are shared: "zip", the zip they came from (an unlinked file,
-# open in every process of the batch and read through /proc/self/fd/N, so it is never left
-# behind), and "script", the supervisor's own zip on sys.path; empty when nothing was imported.
-_SHARED: dict = {}
-_PRELOAD = "ansible.module_utils.basic"
-
-
-def _zygote(spec: dict) -> int:
-    """Import the batch's module code once, then fork every job's supervisor (each acknowledges on stdout)."""
-    jobs = spec["jobs"]
-    script = sys.path[0] if sys.path else ""
-    if _preload(str(spec.pop("modlib", "")), str(jobs[0]["async_dir"])):
-        _SHARED["script"] = script
-    tickets = {int(job["ticket_fd"]) for job in jobs if job.get("ticket_fd") is not None}
-    for i, job in enumerate(jobs):
-        try:
-            pid = os.fork()
-        except OSError as ex:
-            for rest in jobs[i:]:
-                _abandon(rest, f"job {rest['jid']}: cannot start its supervisor: {ex}")
-            break
-        if pid == 0:
-            code = 1
-            try:
-                os.setsid()
-                for fd in tickets - {job.get("ticket_fd")}:
-                    os.close(fd)  # another job's place in a slot's queue
-                code = Supervisor(job).run(1)
-            except Exception as ex:  # noqa: BLE001 - reported as this job's failure
-                os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": f"supervisor failed to start: {ex!r}"}).encode() + b"\n")
-            os._exit(code)
-    return 0
-
-
-def _abandon(job: dict, msg: str) -> None:
-    """A job of the batch whose supervisor could not be forked: its files and its place in its
-    slot's queue go (as when a supervisor fails to start), and the launcher is told why."""
-    try:
-        store = js.JobStore(job["async_dir"])
-        if job.get("ticket_fd") is not None:
-            slots.SlotQueue(store, job["slot"]).leave(slots.SlotTicket(job["ticket_path"], int(job["ticket_fd"])))
-        store.remove_extra(job["jid"], ("payload", "args", "pyz"))
-    except (ids.JobError, OSError):
-        pass
-    os.write(1, json.dumps({"failed": True, "jid": job["jid"], "msg": msg}).encode() + b"\n")
-
-
-def _preload(modlib: str, where: str) -> bool:
-    """Import ansible.module_utils.basic from the module zip modlib (base64); False when it is not done."""
-    if not modlib or not os.path.isdir("/proc/self/fd") or "ansible" in sys.modules:
-        return False
-    import base64
-    import gc
-    import importlib
-    import tempfile
-
-    try:
-        f = tempfile.TemporaryFile(dir=where)
-        f.write(base64.b64decode(modlib))
-        f.flush()
-    except (OSError, ValueError):
-        return False
-    path = f"/proc/self/fd/{f.fileno()}"
-    sys.path.insert(0, path)
-    try:
-        importlib.import_module(_PRELOAD)
-    except BaseException:  # noqa: B036 - whatever the module code does, the jobs then run as new interpreters
-        for name in [n for n in sys.modules if n == "ansible" or n.startswith("ansible.")]:
-            del sys.modules[name]
-        f.close()
-        return False
-    finally:
-        sys.path.remove(path)
-        sys.path_importer_cache.pop(path, None)
-    _SHARED["zip"] = f
-    # What was imported is never collected again: the collector, walking it, would write to
-    # (and so copy) every page of it in every process.
-    gc.collect()
-    gc.freeze()
-    return True
-
-
-def _run_inproc(payload: str, keep: set) -> None:
-    """In the job's process (forked from its supervisor): run the module payload as the interpreter
-    would run the script, then exit with its status. Never returns."""
-    import atexit
-    import traceback
-
-    code = 1
-    try:
-        # What the supervisor's interpreter holds and a module's would not: the supervisor's package
-        # (a collection's module must import its own ansible_collections), its zip on the path, its
-        # exit handlers, signal dispositions and open files, a temporary directory chosen before
-        # TMPDIR was set.
-        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-            del sys.modules[name]
-        script = _SHARED["script"]
-        sys.path[:] = [p for p in sys.path if p != script]
-        sys.path_importer_cache.pop(script, None)
-        sys.argv[:] = [payload]
-        if "tempfile" in sys.modules:
-            setattr(sys.modules["tempfile"], "tempdir", None)  # noqa: B010 - the module is not imported here
-        atexit._clear()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in ("SIGPIPE", "SIGXFSZ"):
-            if hasattr(signal, sig):
-                signal.signal(getattr(signal, sig), signal.SIG_IGN)
-        keep = set(keep) | {0, 1, 2, _SHARED["zip"].fileno()}
-        for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        import runpy
-
-        code = 0
-        try:
-            runpy.run_path(payload, run_name="__main__")
-        except SystemExit as ex:
-            code = _exit_status(ex.code)
-    except BaseException:  # noqa: B036 - as the interpreter does: the traceback on stderr, status 1
-        traceback.print_exc()
-        code = 1
-    try:
-        if "threading" in sys.modules:
-            threading = sys.modules["threading"]
-            for thread in threading.enumerate():
-                if thread is not threading.current_thread() and not thread.daemon:
-                    thread.join()
-        atexit._run_exitfuncs()
-    except BaseException:  # noqa: B036
-        traceback.print_exc()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
-def _exit_status(code: object) -> int:
-    """The exit status of SystemExit(code), as the interpreter makes it."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(f"{code}\n")
-    except (OSError, ValueError):
-        pass
-    return 1

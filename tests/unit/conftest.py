@@ -22,5 +22,5 @@ import pytest  # noqa: E402  (after the path set-up above)
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The supervisor's zip cache (_control.supervisor_pyz) in a directory of the test run, not ~/.cache."""
+    """The supervisor's zip cache (_pyzcache.supervisor_pyz) in a directory of the test run, not ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _launch, _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, status_jids, wait_done
@@ -43,7 +44,7 @@ def module(source: str, **extra: t.Any) -> ctl.JobSpec:
 
 
 def start_one(store: js.JobStore, spec: ctl.JobSpec) -> dict:
-    (result,) = ctl.start(store, [spec])
+    (result,) = _launch.start(store, [spec])
     assert not result.get("failed"), result
     return result
 
@@ -112,7 +113,7 @@ def test_command_chdir(store: js.JobStore, tmp_path: t.Any) -> None:
 
 
 def test_command_that_cannot_start(store: js.JobStore) -> None:
-    (result,) = ctl.start(store, [cmd(["/nonexistent/program", "x"])])
+    (result,) = _launch.start(store, [cmd(["/nonexistent/program", "x"])])
     assert result["failed"] is True and result["started"] is False
     assert "/nonexistent/program" in result["msg"]
     assert os.listdir(store.path) == []  # nothing left behind
@@ -298,7 +299,7 @@ def test_names_attach_fail_restart(store: js.JobStore) -> None:
     assert attached["ansible_job_id"] == jid and attached["attached"] is True and attached["changed"] is False
     assert status_jids(store) == [jid]
 
-    (refused,) = ctl.start(store, [cmd(["sleep", "300"], name="web", if_running="fail")])
+    (refused,) = _launch.start(store, [cmd(["sleep", "300"], name="web", if_running="fail")])
     assert refused["failed"] is True and refused["changed"] is False
     assert "'web'" in refused["msg"] and jid in refused["msg"]
     assert status_jids(store) == [jid]
@@ -348,7 +349,7 @@ def test_concurrent_starts_of_one_name_start_one_job(store: js.JobStore) -> None
 # --- check mode -------------------------------------------------------------------
 def test_check_mode_starts_nothing(store: js.JobStore, tmp_path: t.Any) -> None:
     marker = tmp_path / "marker"
-    results = ctl.start(store, [cmd(["touch", str(marker)]), cmd(["touch", str(marker)], name="n")], check_mode=True)
+    results = _launch.start(store, [cmd(["touch", str(marker)]), cmd(["touch", str(marker)], name="n")], check_mode=True)
     assert [r["would_start"] for r in results] == [True, True]
     assert all(r["changed"] and not r["started"] for r in results)
     assert os.listdir(store.path) == []
@@ -364,7 +365,7 @@ def test_check_mode_via_ops_creates_no_directory(tmp_path: t.Any) -> None:
 
 def test_check_mode_restart_keeps_the_running_job(store: js.JobStore) -> None:
     jid = start_one(store, cmd(["sleep", "300"], name="web"))["ansible_job_id"]
-    (result,) = ctl.start(store, [cmd(["sleep", "300"], name="web", if_running="restart")], check_mode=True)
+    (result,) = _launch.start(store, [cmd(["sleep", "300"], name="web", if_running="restart")], check_mode=True)
     assert result["would_start"] is True and result["restarted"] == jid
     assert status_jids(store) == [jid] and store.name_get("web") == jid
     assert ctl.status(store, jid)["finished"] is False
@@ -377,15 +378,15 @@ def test_check_mode_restart_keeps_the_running_job(store: js.JobStore) -> None:
 def fresh_pyz(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Iterator[dict]:
     """A cache directory of this test, no zip built in this process yet, and a count of the builds."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(ctl, "_PYZ", {})
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
     builds = {"n": 0}
-    real = ctl._build_pyz
+    real = _pyzcache._build_pyz
 
     def counting(sources: dict[str, str], compiled: bool) -> bytes:
         builds["n"] += 1
         return real(sources, compiled)
 
-    monkeypatch.setattr(ctl, "_build_pyz", counting)
+    monkeypatch.setattr(_pyzcache, "_build_pyz", counting)
     yield builds
 
 
@@ -395,59 +396,59 @@ def _cached_files(tmp_path: t.Any) -> list[str]:
 
 
 def test_supervisor_pyz_is_built_once_and_read_from_the_cache(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = ctl.supervisor_pyz(compiled=True)
+    first = _pyzcache.supervisor_pyz(compiled=True)
     [name] = _cached_files(tmp_path)
     path = tmp_path / "xdg" / "detached.jobs" / name
     assert name.startswith("supervisor-") and name.endswith(".pyz")
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert os.stat(path.parent).st_mode & 0o777 == 0o700
     assert path.read_bytes() == first
-    monkeypatch.setattr(ctl, "_PYZ", {})  # a new process: only the cache is left
-    assert ctl.supervisor_pyz(compiled=True) == first
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})  # a new process: only the cache is left
+    assert _pyzcache.supervisor_pyz(compiled=True) == first
     assert fresh_pyz["n"] == 1
     # Source and bytecode are kept apart.
-    ctl.supervisor_pyz(compiled=False)
+    _pyzcache.supervisor_pyz(compiled=False)
     assert fresh_pyz["n"] == 2 and len(_cached_files(tmp_path)) == 2
 
 
 def test_supervisor_pyz_cache_key_follows_the_code(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    ctl.supervisor_pyz(compiled=True)
-    real = ctl._module_source
-    monkeypatch.setattr(ctl, "_module_source", lambda name: real(name) + ("\n# changed\n" if name == "_supervisor" else ""))
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    ctl.supervisor_pyz(compiled=True)
+    _pyzcache.supervisor_pyz(compiled=True)
+    real = _pyzcache._module_source
+    monkeypatch.setattr(_pyzcache, "_module_source", lambda name: real(name) + ("\n# changed\n" if name == "_supervisor" else ""))
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    _pyzcache.supervisor_pyz(compiled=True)
     assert fresh_pyz["n"] == 2 and len(_cached_files(tmp_path)) == 2
 
 
 def test_supervisor_pyz_rebuilt_when_the_cached_file_is_cut_short(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    whole = ctl.supervisor_pyz(compiled=True)
+    whole = _pyzcache.supervisor_pyz(compiled=True)
     [name] = _cached_files(tmp_path)
     path = tmp_path / "xdg" / "detached.jobs" / name
     path.write_bytes(whole[: len(whole) // 2])
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    assert ctl.supervisor_pyz(compiled=True) == whole
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    assert _pyzcache.supervisor_pyz(compiled=True) == whole
     assert fresh_pyz["n"] == 2 and path.read_bytes() == whole
 
 
 @pytest.mark.parametrize("mode", [0o770, 0o777])
 def test_supervisor_pyz_cache_writable_by_others_is_not_used(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
-    whole = ctl.supervisor_pyz(compiled=True)
+    whole = _pyzcache.supervisor_pyz(compiled=True)
     cache = tmp_path / "xdg" / "detached.jobs"
     [name] = _cached_files(tmp_path)
     os.chmod(cache, mode)
     (cache / name).write_bytes(b"not the supervisor")  # what another user could have put there
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    assert ctl.supervisor_pyz(compiled=True) == whole
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    assert _pyzcache.supervisor_pyz(compiled=True) == whole
     assert fresh_pyz["n"] == 2
     assert (cache / name).read_bytes() == b"not the supervisor"  # nothing written into it either
 
 
 def test_supervisor_pyz_cache_file_writable_by_others_is_not_used(fresh_pyz: dict, tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    whole = ctl.supervisor_pyz(compiled=True)
+    whole = _pyzcache.supervisor_pyz(compiled=True)
     [name] = _cached_files(tmp_path)
     os.chmod(tmp_path / "xdg" / "detached.jobs" / name, 0o666)
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    assert ctl.supervisor_pyz(compiled=True) == whole
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    assert _pyzcache.supervisor_pyz(compiled=True) == whole
     assert fresh_pyz["n"] == 2
 
 
@@ -455,23 +456,23 @@ def test_supervisor_pyz_without_a_usable_cache(fresh_pyz: dict, tmp_path: t.Any,
     # The cache directory's place is a file: nothing can be kept, the zip is built each time.
     (tmp_path / "xdg").mkdir()
     (tmp_path / "xdg" / "detached.jobs").write_text("a file")
-    whole = ctl.supervisor_pyz(compiled=True)
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    assert ctl.supervisor_pyz(compiled=True) == whole
+    whole = _pyzcache.supervisor_pyz(compiled=True)
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    assert _pyzcache.supervisor_pyz(compiled=True) == whole
     assert fresh_pyz["n"] == 2
     # No home at all (a relative XDG_CACHE_HOME is ignored, as the spec says).
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     monkeypatch.setenv("HOME", "")
     monkeypatch.setattr(os.path, "expanduser", lambda p: p)
-    assert ctl._cache_dir() is None
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    assert ctl.supervisor_pyz(compiled=True) == whole
+    assert _pyzcache._cache_dir() is None
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    assert _pyzcache.supervisor_pyz(compiled=True) == whole
 
 
 def test_jobs_start_from_the_cached_supervisor(fresh_pyz: dict, store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    ctl.supervisor_pyz(compiled=True)
-    monkeypatch.setattr(ctl, "_PYZ", {})
-    [started] = ctl.start(store, [cmd(["sh", "-c", "echo cached"])])
+    _pyzcache.supervisor_pyz(compiled=True)
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
+    [started] = _launch.start(store, [cmd(["sh", "-c", "echo cached"])])
     assert fresh_pyz["n"] == 1
     done = wait_done(store, started["ansible_job_id"])
     assert done["stdout"].strip() == "cached" and done["detached"]["state"] == "succeeded"
@@ -485,8 +486,8 @@ def test_module_source_from_the_file_when_the_loader_keeps_none(monkeypatch: pyt
     with open(_supervisor.__file__, encoding="utf-8") as f:
         expected = f.read()
     monkeypatch.delitem(sys.modules, _supervisor.__name__)
-    monkeypatch.setattr(ctl.importlib.util, "find_spec", lambda name: types.SimpleNamespace(loader=None))
-    assert ctl._module_source("_supervisor") == expected
+    monkeypatch.setattr(_pyzcache.importlib.util, "find_spec", lambda name: types.SimpleNamespace(loader=None))
+    assert _pyzcache._module_source("_supervisor") == expected
 
 
 # --- the host side of wait: when a round returns ----------------------------------------
@@ -505,7 +506,7 @@ def test_a_wait_round_returns_when_the_controller_has_something_to_do(tmp_path: 
     store = js.JobStore(str(tmp_path / "jobs"))
     gate = tmp_path / "gate"
     try:
-        quick, slow = ctl.start(
+        quick, slow = _launch.start(
             store,
             [ctl.JobSpec({"argv": [fast]}), ctl.JobSpec({"argv": ["sh", "-c", f"until [ -e {gate} ]; do sleep 0.02; done"]})],
         )

@@ -21,7 +21,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _control as c
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
-from ansible_collections.detached.jobs.plugins.module_utils import _ops
+from ansible_collections.detached.jobs.plugins.module_utils import _launch, _ops
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
 
 MODULE = (
@@ -174,7 +174,7 @@ def _gone(pid: int) -> bool:
 
 def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None:
     """ansible-core cleans up after every poll: a vanished job's process must not be left unfindable."""
-    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
+    [view] = _launch.launch(store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
     jid = view["ansible_job_id"]
     meta = ctl.status(store, jid)["detached"]
     os.kill(meta["pid"], 9)
@@ -190,7 +190,7 @@ def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None
 
 def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore) -> None:
     """Vanished and killed-without-supervisor records carry rc and signal too (readers use them)."""
-    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
+    [view] = _launch.launch(store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
     jid = view["ansible_job_id"]
     os.kill(ctl.status(store, jid)["detached"]["pid"], 9)
     _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")

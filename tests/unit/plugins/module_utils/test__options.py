@@ -17,7 +17,7 @@ import yaml
 
 from ansible_collections.detached.jobs.plugins.action import start as start_action
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
-from ansible_collections.detached.jobs.plugins.module_utils import _entry
+from ansible_collections.detached.jobs.plugins.module_utils import _entry, _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
@@ -186,5 +186,5 @@ def test_the_host_code_lists_ship_the_table() -> None:
     assert spec is not None and spec.loader is not None
     wrapper = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(wrapper)
-    for listed in (ctl._PYZ_MODULES, _remote._HOST_CODE, wrapper.MODULES):
+    for listed in (_pyzcache._PYZ_MODULES, _remote._HOST_CODE, wrapper.MODULES):
         assert "_options" in listed

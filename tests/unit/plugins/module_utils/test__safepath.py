@@ -13,8 +13,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+from ansible_collections.detached.jobs.plugins.module_utils import _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
 
 
@@ -64,7 +64,7 @@ def test_atomic_write_in_another_directory_and_held(tmp_path: t.Any) -> None:
 
 def test_the_supervisor_cache_is_written_by_the_one_writer(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(ctl, "_PYZ", {})
+    monkeypatch.setattr(_pyzcache, "_PYZ", {})
     written = []
     real = sp.atomic_write
 
@@ -73,7 +73,7 @@ def test_the_supervisor_cache_is_written_by_the_one_writer(tmp_path: t.Any, monk
         return real(path, data, what, tmp_dir, hold)
 
     monkeypatch.setattr(sp, "atomic_write", spy)
-    data = ctl.supervisor_pyz(compiled=True)
+    data = _pyzcache.supervisor_pyz(compiled=True)
     [name] = os.listdir(tmp_path / "detached.jobs")
     assert written == [str(tmp_path / "detached.jobs" / name)]
     assert (tmp_path / "detached.jobs" / name).read_bytes() == data

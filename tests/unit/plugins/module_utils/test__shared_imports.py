@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
 """Unit tests of module jobs that share their imports: a batch's module jobs with one module zip
-start from one process that imported ansible.module_utils.basic (_supervisor._zygote), and each
-runs its AnsiballZ payload in-process (_supervisor._run_inproc). Real jobs, with a stand-in
+start from one process that imported ansible.module_utils.basic (_zygote.zygote), and each
+runs its AnsiballZ payload in-process (_zygote.run_inproc). Real jobs, with a stand-in
 AnsiballZ payload that does what ansible-core's does: write its zip to a temporary directory, put
 it first on sys.path, import ansible.module_utils.basic, run the module."""
 
@@ -25,6 +25,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _launch, _zygote
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
@@ -109,7 +110,7 @@ def module_spec(text: str, **extra: t.Any) -> ctl.JobSpec:
 
 
 def start(store: js.JobStore, specs: list[ctl.JobSpec]) -> list[str]:
-    results = ctl.start(store, specs)
+    results = _launch.start(store, specs)
     assert not any(r.get("failed") for r in results), results
     return [r["ansible_job_id"] for r in results]
 
@@ -212,7 +213,7 @@ def test_zip_found_in_both_payload_layouts() -> None:
     data = zip_b64()
     for layout in ("2.19", "2.16"):
         spec = module_spec(payload(data, layout))
-        found = ctl._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable)
+        found = _launch._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable)
         assert found == data
 
 
@@ -227,13 +228,13 @@ def test_zip_found_in_both_payload_layouts() -> None:
 )
 def test_jobs_that_cannot_share_are_not_offered(change: dict) -> None:
     spec = module_spec(payload(zip_b64()), **change)
-    assert ctl._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable) is None
+    assert _launch._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable) is None
 
 
 def test_a_payload_that_is_not_ansiballz_is_not_offered() -> None:
     spec = module_spec("print('{}')\nzip_data='QUJD'\n")
-    assert ctl._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable) is None
-    assert ctl._modlib(module_spec(payload(zip_b64())), None, sys.executable) is None
+    assert _launch._modlib(spec, base64.b64decode(spec.payload or ""), sys.executable) is None
+    assert _launch._modlib(module_spec(payload(zip_b64())), None, sys.executable) is None
 
 
 def test_launch_answers_for_each_job_of_a_batch(store: js.JobStore) -> None:
@@ -241,7 +242,7 @@ def test_launch_answers_for_each_job_of_a_batch(store: js.JobStore) -> None:
     text = payload(zip_b64())
     good = module_spec(text)
     bad = module_spec(text, chdir="/nonexistent/dir")
-    results = ctl.start(store, [good, bad, module_spec(text)])
+    results = _launch.start(store, [good, bad, module_spec(text)])
     assert not results[0].get("failed") and not results[2].get("failed"), results
     assert results[1]["failed"] and "/nonexistent/dir" in results[1]["msg"], results[1]
     for r in (results[0], results[2]):
@@ -253,7 +254,7 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
     """The zygote's fork fails (no more processes): each job it could not start is reported by its
     id, and its files and its place in its slot's queue go."""
     text = payload(zip_b64())
-    jobs = [ctl._prepare_supervisor(store, module_spec(text, slot="s"), sys.executable) for dummy in range(2)]
+    jobs = [_launch._prepare_supervisor(store, module_spec(text, slot="s"), sys.executable) for dummy in range(2)]
     assert all(os.path.exists(store.extra_path(job.jid, "payload")) for job in jobs)
     assert len(slots.SlotQueue(store, "s")._tickets()) == 2
 
@@ -261,7 +262,7 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    assert sup._zygote({"jobs": [job.sup_spec for job in jobs]}) == 0  # (no zip: nothing is imported here)
+    assert _zygote.zygote({"jobs": [job.sup_spec for job in jobs]}, sup.supervise) == 0  # (no zip: nothing is imported here)
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [line["jid"] for line in lines] == [job.jid for job in jobs]
     assert all(line["failed"] and "cannot start its supervisor: [Errno 11]" in line["msg"] for line in lines)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) detached.jobs contributors
-"""Unit tests of _supervisor: module-output parsing, output limits, non-UTF-8 output, signals; in-process and with real jobs."""
+"""Unit tests of _supervisor: results read from output files, output limits, non-UTF-8 output, signals; in-process and with real jobs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _launch, _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
@@ -36,7 +37,7 @@ def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
 
 
 def run_job(store: js.JobStore, spec: dict, timeout: float = 30.0) -> dict:
-    (result,) = ctl.start(store, [ctl.JobSpec(spec)])
+    (result,) = _launch.start(store, [ctl.JobSpec(spec)])
     assert not result.get("failed"), result
     return wait_done(store, result["ansible_job_id"], timeout)
 
@@ -46,40 +47,8 @@ def module_job(source: str, **extra: t.Any) -> dict:
     return dict({"module": "test.fake", "payload": payload, "interpreter": [sys.executable], "style": "new"}, **extra)
 
 
-# --- module output parsing (pure) ---------------------------------------------------
+# The pure shaping of results (module output parsing, messages) is tested in test__results.py.
 JUNK = "Module invocation had junk after the JSON data: "
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ('{"a": 1}', {"a": 1}),
-        ('{"a": 1}\n', {"a": 1}),
-        ('junk before\nmore junk\n{"a": 1}\n', {"a": 1}),
-        ('{"a": 1}\njunk after\n', {"a": 1, "warnings": [JUNK + "junk after"]}),
-        ('{"a": 1, "warnings": ["w"]}\n\njunk\n', {"a": 1, "warnings": ["w", JUNK + "\njunk"]}),
-        ('motd line\n  {"a": {"b": [1, 2]},\n   "c": "}"}  \ntrailing noise\n', {"a": {"b": [1, 2]}, "c": "}", "warnings": [JUNK + "trailing noise"]}),
-        ('warning: x\n{"changed": true, "msg": "caf\\u00e9"}\nbye', {"changed": True, "msg": "café", "warnings": [JUNK + "bye"]}),
-    ],
-)
-def test_parse_module_json(text: str, expected: dict) -> None:
-    assert sup._parse_module_json(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "\n\n", "hello world", "Traceback (most recent call last):\n  File x\nZeroDivisionError: division by zero", "[1, 2]", '{"a": 1', "{not json}", "} {"],
-)
-def test_parse_module_json_none(text: str) -> None:
-    assert sup._parse_module_json(text) is None
-
-
-def test_failure_msg() -> None:
-    assert sup._failure_msg({"failed": True, "exception": {"event": {"msg": "boom"}}}, 1) == "the module failed: boom"
-    tb = "Traceback (most recent call last):\n  File x\nValueError: bad value\n"
-    assert sup._failure_msg({"failed": True, "exception": tb}, 1) == "the module failed: ValueError: bad value"
-    assert sup._failure_msg({"failed": True}, 2) == "the module failed without a message (rc=2)"
-    assert sup._failure_msg({"failed": True, "exception": {"event": "odd"}}, None) == "the module failed without a message (rc=None)"
 
 
 # --- results built from output files (in process, real files) -----------------------------
@@ -218,7 +187,7 @@ def test_job_killed_by_sigkill_vanished_and_group_stopped(store: js.JobStore, tm
 
 def test_supervisor_reports_a_bad_spec(tmp_path: t.Any) -> None:
     pyz = tmp_path / "sup.pyz"
-    pyz.write_bytes(ctl.supervisor_pyz(compiled=True))
+    pyz.write_bytes(_pyzcache.supervisor_pyz(compiled=True))
     for stdin in (b"not json", b'{"async_dir": "/nonexistent/x", "jid": "../bad"}', b"{}"):
         res = subprocess.run([sys.executable, "-I", "-S", str(pyz)], input=stdin, capture_output=True, timeout=30, check=False)
         assert res.returncode == 1
@@ -230,7 +199,7 @@ def test_supervisor_pyz_runs_from_source_too(store: js.JobStore) -> None:
     """Another interpreter than this one gets source, not bytecode: it must run the same."""
     if os.path.realpath(sys.executable) == sys.executable:
         pytest.skip("no second path to this interpreter")
-    (result,) = ctl.start(store, [ctl.JobSpec({"argv": ["echo", "src"]})], python=os.path.realpath(sys.executable))
+    (result,) = _launch.start(store, [ctl.JobSpec({"argv": ["echo", "src"]})], python=os.path.realpath(sys.executable))
     jid = result["ansible_job_id"]
     deadline = time.monotonic() + 30
     while not (view := ctl.status(store, jid))["finished"]:
@@ -289,7 +258,7 @@ def test_total_timeout_stops_the_running_attempt(store: js.JobStore) -> None:
 
 
 def test_a_kill_in_the_retry_delay_stops_the_retries(store: js.JobStore, tmp_path: t.Any) -> None:
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": _counting(tmp_path, 99), "retries": 3, "retry_delay": 60})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": _counting(tmp_path, 99), "retries": 3, "retry_delay": 60})])
     jid = started["ansible_job_id"]
     deadline = time.monotonic() + 30
     while not ctl.status(store, jid)["detached"].get("retry_at"):
@@ -308,7 +277,7 @@ def test_slot_jobs_queue_run_in_order_and_free_their_slot(store: js.JobStore, tm
     gate = tmp_path / "gate"
     cmd = f'echo "start $DETACHED_JOBS_JID" >> {log}; while [ ! -e {gate} ]; do sleep 0.02; done; echo "end $DETACHED_JOBS_JID" >> {log}'
     specs = [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "db", "slot_limit": 2}) for dummy in range(4)]
-    started = ctl.start(store, specs)
+    started = _launch.start(store, specs)
     jids = [s["ansible_job_id"] for s in started]
     assert [s["detached"]["state"] for s in started] == [ids.RUNNING, ids.RUNNING, ids.QUEUED, ids.QUEUED]
     queued = ctl.status(store, jids[3])
@@ -325,7 +294,7 @@ def test_slot_jobs_queue_run_in_order_and_free_their_slot(store: js.JobStore, tm
     assert os.listdir(os.path.join(store.path, slots.SLOTS_DIR, "db")) == [js.LOCK_FILE]
     # One at a time, they run in the order they were started.
     log.unlink()
-    started = ctl.start(store, [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "one"}) for dummy in range(5)])
+    started = _launch.start(store, [ctl.JobSpec({"argv": ["sh", "-c", cmd], "slot": "one"}) for dummy in range(5)])
     jids = [s["ansible_job_id"] for s in started]
     for jid in jids:
         wait_done(store, jid)
@@ -335,7 +304,7 @@ def test_slot_jobs_queue_run_in_order_and_free_their_slot(store: js.JobStore, tm
 def test_a_queued_job_whose_supervisor_died_never_runs(store: js.JobStore, tmp_path: t.Any) -> None:
     gate = tmp_path / "gate"
     ran = tmp_path / "ran"
-    first, second, third = ctl.start(
+    first, second, third = _launch.start(
         store,
         [
             ctl.JobSpec({"argv": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"], "slot": "db"}),
@@ -355,7 +324,7 @@ def test_a_queued_job_whose_supervisor_died_never_runs(store: js.JobStore, tmp_p
 
 def test_queue_timeout(store: js.JobStore, tmp_path: t.Any) -> None:
     gate = tmp_path / "gate"
-    first, second = ctl.start(
+    first, second = _launch.start(
         store,
         [
             ctl.JobSpec({"argv": ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"], "slot": "db"}),
@@ -408,7 +377,7 @@ def _start_module_in_its_tmpdir(store: js.JobStore, base: t.Any) -> tuple[dict, 
         open(os.path.join(os.environ["TMPDIR"], "left-behind"), "w").close()
         time.sleep(600)
     """
-    (started,) = ctl.start(store, [ctl.JobSpec(module_job(source))])
+    (started,) = _launch.start(store, [ctl.JobSpec(module_job(source))])
     jid = started["ansible_job_id"]
     own = base / f"detached.jobs-{jid}-1"
     deadline = time.monotonic() + 30

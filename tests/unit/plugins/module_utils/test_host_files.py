@@ -10,8 +10,8 @@ import io
 import os
 import zipfile
 
-from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+from ansible_collections.detached.jobs.plugins.module_utils import _pyzcache
 from ansible_collections.detached.jobs.plugins.plugin_utils import _remote
 
 _HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))), "plugins", "module_utils")
@@ -64,7 +64,7 @@ def test_each_bundle_carries_what_its_files_import() -> None:
 
 
 def test_the_bundles_are_derived_from_the_one_list() -> None:
-    assert ctl._PYZ_MODULES == ids.host_files("supervisor")
+    assert _pyzcache._PYZ_MODULES == ids.host_files("supervisor")
     assert _remote._HOST_CODE == ids.host_files("runner") and _remote._PKG == ids.HOST_PACKAGE
     assert ids.HOST_PACKAGE == ids.__name__.rsplit(".", 1)[0]
     # keyword/async_wrapper.py, written by hack/keyword_wrapper.py (a test checks it is current), names what it carries.
@@ -74,6 +74,6 @@ def test_the_bundles_are_derived_from_the_one_list() -> None:
 
 
 def test_the_supervisor_zip_holds_the_supervisor_bundle() -> None:
-    with zipfile.ZipFile(io.BytesIO(ctl.supervisor_pyz(compiled=False))) as z:
+    with zipfile.ZipFile(io.BytesIO(_pyzcache.supervisor_pyz(compiled=False))) as z:
         held = {os.path.basename(n)[:-3] for n in z.namelist() if n.startswith(ids.HOST_PACKAGE.replace(".", "/") + "/_")} - {"__init__"}
     assert held == set(ids.host_files("supervisor"))

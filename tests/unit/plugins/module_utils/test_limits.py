@@ -24,6 +24,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _control as c
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
+from ansible_collections.detached.jobs.plugins.module_utils import _launch
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
@@ -179,7 +180,7 @@ def test_a_limit_the_supervisor_cannot_arm_stops_the_job(store: js.JobStore) -> 
     the launch still succeeds, with its name recorded, and the job is stopped at once, failed, saying why."""
     spec = ctl.JobSpec({"argv": ["sleep", "60"], "name": "unarmed", "grace": 1})
     spec.timeout = 1e30
-    (started,) = ctl.start(store, [spec])
+    (started,) = _launch.start(store, [spec])
     assert not started.get("failed"), started
     assert store.name_get("unarmed") == started["ansible_job_id"]
     view = wait_done(store, started["ansible_job_id"])
@@ -192,7 +193,7 @@ def test_a_limit_the_supervisor_cannot_arm_stops_the_job(store: js.JobStore) -> 
 def test_a_total_timeout_the_supervisor_cannot_arm_is_not_retried(store: js.JobStore) -> None:
     spec = ctl.JobSpec({"argv": ["sleep", "60"], "retries": 3, "retry_delay": 0, "timeout": 0})
     spec.total_timeout = 1e30
-    (started,) = ctl.start(store, [spec])
+    (started,) = _launch.start(store, [spec])
     view = wait_done(store, started["ansible_job_id"])
     assert view["detached"]["state"] == ids.FAILED
     assert "could not arm the job's time limit (total_timeout 1e+30s: OverflowError" in view["msg"]

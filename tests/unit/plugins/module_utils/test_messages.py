@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _launch
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers
@@ -44,7 +45,7 @@ def test_status_of_a_missing_job_names_removal_first_and_become_as_one_possibili
 
 
 def test_a_cleaned_up_job_is_missing_and_said_to_be_removed(store: js.JobStore) -> None:
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["true"]})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["true"]})])
     jid = started["ansible_job_id"]
     res = ops.wait({"_jids": [jid], "_async_dir": store.path, "_block": 10, "_until": "all"})
     assert res["jobs"][jid]["finished"]
@@ -92,7 +93,7 @@ def test_kill_reason(params: dict, reason: str | None) -> None:
 
 
 def test_a_wait_kill_at_its_timeout_is_recorded_as_such(store: js.JobStore) -> None:
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 2})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 2})])
     jid = started["ansible_job_id"]
     res = ops.wait({"_jids": [jid], "_mode": "kill", "_async_dir": store.path, "on_timeout": "kill", "timeout": 7})
     assert res["changed"] is True and not res["errors"]
@@ -105,14 +106,14 @@ def test_a_wait_kill_at_its_timeout_is_recorded_as_such(store: js.JobStore) -> N
 
 
 def test_a_kill_without_a_reason_stays_on_request(store: js.JobStore) -> None:
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 2})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 2})])
     jid = started["ansible_job_id"]
     job, changed = ctl.kill(store, jid, wait=60)
     assert changed and job["msg"] == "the job was killed on request"
 
 
 def test_a_queued_job_killed_at_a_wait_timeout_says_so(store: js.JobStore) -> None:
-    first, second = ctl.start(
+    first, second = _launch.start(
         store,
         [ctl.JobSpec({"argv": ["sleep", "300"], "slot": "one", "grace": 2}), ctl.JobSpec({"argv": ["sleep", "300"], "slot": "one", "grace": 2})],
     )
@@ -126,7 +127,7 @@ def test_a_queued_job_killed_at_a_wait_timeout_says_so(store: js.JobStore) -> No
 
 def test_the_fallback_record_carries_the_reason_too(store: js.JobStore) -> None:
     """A job whose supervisor is gone is killed here, and its record written here, with the reason."""
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 1})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 1})])
     jid = started["ansible_job_id"]
     meta = store.read(jid)["detached"]
     os.kill(meta["pid"], 9)

@@ -188,10 +188,10 @@ def test_slot_queue_order(tmp_path_factory: t.Any, ops: list, limit: int) -> Non
     attempt=st.integers(1, 60),
 )
 def test_retry_delays_grow_and_stay_under_the_maximum(delay: float, backoff: float, max_delay: float, attempt: int) -> None:
-    from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
+    from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 
-    now = sup.retry_delay(attempt, delay, backoff, max_delay)
-    after = sup.retry_delay(attempt + 1, delay, backoff, max_delay)
+    now = res.retry_delay(attempt, delay, backoff, max_delay)
+    after = res.retry_delay(attempt + 1, delay, backoff, max_delay)
     assert 0 <= now <= after
     if max_delay:
         assert now <= max_delay
@@ -209,13 +209,14 @@ def test_attempt_records_follow_the_exit_codes(tmp_path_factory: t.Any, rcs: lis
     ran, in order, each with its own rc and output, and attempts stop at the first success or
     after retries+1 of them; the job's result is the last attempt's."""
     from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
+    from ansible_collections.detached.jobs.plugins.module_utils import _launch
     from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import wait_done
 
     where = tmp_path_factory.mktemp("attempts")
     (where / "rcs").write_text("".join(f"{rc}\n" for rc in rcs))
     script = f'cd {where}; n=$(($(cat n 2>/dev/null || echo 0) + 1)); echo $n > n; echo "run $n"; rc=$(sed -n "${{n}}p" rcs); exit ${{rc:-0}}'
     store = js.JobStore(str(where / "jobs"))
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sh", "-c", script], "retries": retries, "retry_delay": 0})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["sh", "-c", script], "retries": retries, "retry_delay": 0})])
     view = wait_done(store, started["ansible_job_id"])
     codes = rcs + [0] * (retries + 1)
     ran = next((i + 1 for i, rc in enumerate(codes) if rc == 0), len(codes))

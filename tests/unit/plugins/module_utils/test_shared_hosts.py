@@ -24,7 +24,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
-from ansible_collections.detached.jobs.plugins.module_utils import _ops, _query
+from ansible_collections.detached.jobs.plugins.module_utils import _launch, _ops, _query
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
@@ -241,7 +241,7 @@ def test_a_recorded_and_matched_start_time_is_killed(store: js.JobStore, victim:
 
 # --- cleanup of a running job -----------------------------------------------------
 def test_cleanup_of_a_running_job_is_refused(store: js.JobStore) -> None:
-    (started,) = ctl.start(store, [ctl.JobSpec({"argv": ["sleep", "30"], "name": "web"})])
+    (started,) = _launch.start(store, [ctl.JobSpec({"argv": ["sleep", "30"], "name": "web"})])
     jid = started["ansible_job_id"]
     try:
         files = store.files_of(jid)
