@@ -40,13 +40,6 @@ def task_tmp(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> t.Iterator[js.JobStore]:
-    s = js.JobStore(str(tmp_path / "jobs"))
-    yield s
-    kill_leftovers(s)
-
-
 def test_old_command_line(task_tmp: Path) -> None:
     inv = kw.Invocation(["j1", "30", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args"), "-preserve_tmp"])
     assert (inv.limit, inv.preserve_tmp, inv.interpreter, inv.module) == (30, True, None, "ping")
@@ -96,8 +89,8 @@ def test_binary_module_has_no_interpreter(tmp_path: Path) -> None:
     assert (spec.style, spec.interpreter) == ("binary", [])
 
 
-def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, store: js.JobStore) -> None:
-    answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
+def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, live_store: js.JobStore) -> None:
+    answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": live_store.path})
     jid = answer["ansible_job_id"]
     started = answer.pop("detached")
     assert answer == {
@@ -105,36 +98,36 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
         "started": True,
         "finished": False,
         "ansible_job_id": jid,
-        "results_file": store.job_path(jid),
+        "results_file": live_store.job_path(jid),
         "_ansible_suppress_tmpdir_delete": True,
     }
     # A poll: 0 task returns this answer: it carries the job's record as it started, as every keyword-mode result does.
     assert started["state"] in (js.RUNNING, js.SUCCEEDED) and started["module"] == "ping" and started["timeout"] == 60
     assert isinstance(started["pid"], int) and started["started_at"] > 0
-    view = wait_done(store, jid)
+    view = wait_done(live_store, jid)
     assert not task_tmp.exists(), "the task's tmp dir goes when the job has ended"
     assert view["detached"]["state"] == js.SUCCEEDED and view["args"] == "data=pong"
     assert view["detached"]["module"] == "ping" and view["detached"]["timeout"] == 60
-    assert stat.S_IMODE(os.stat(store.job_path(jid)).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(live_store.job_path(jid)).st_mode) == 0o600
 
 
-def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, store: js.JobStore) -> None:
-    answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": store.path})
+def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, live_store: js.JobStore) -> None:
+    answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": live_store.path})
     assert answer["_ansible_suppress_tmpdir_delete"] is False
-    wait_done(store, answer["ansible_job_id"])
+    wait_done(live_store, answer["ansible_job_id"])
     assert task_tmp.exists()
 
 
-def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, store: js.JobStore) -> None:
+def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, live_store: js.JobStore) -> None:
     """A module may use it while it runs (get_url downloads into it)."""
     task_tmp = tmp_path / "ansible-tmp-2"
     task_tmp.mkdir()
     go = tmp_path / "go"
     (task_tmp / "AnsiballZ_wait.py").write_text(f"#!/bin/sh\nwhile [ ! -f {go} ]; do sleep 0.05; done\nls {task_tmp} >/dev/null && echo '{{}}'\n")
-    answer = kw.launch(["j9", "60", str(task_tmp / "AnsiballZ_wait.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+    answer = kw.launch(["j9", "60", str(task_tmp / "AnsiballZ_wait.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
     assert task_tmp.exists()
     go.write_text("")
-    view = wait_done(store, answer["ansible_job_id"])
+    view = wait_done(live_store, answer["ansible_job_id"])
     assert view["detached"]["state"] == js.SUCCEEDED, view
     assert not task_tmp.exists()
 
@@ -150,9 +143,9 @@ def test_start_answer_without_a_record_is_ansible_cores() -> None:
     assert kw.start_answer(t.cast(kw.Invocation, _Inv()), "/jobs/j1.2", {"state": "running"})["detached"] == {"state": "running"}
 
 
-def test_launch_of_a_missing_module_names_it(tmp_path: Path, store: js.JobStore) -> None:
+def test_launch_of_a_missing_module_names_it(tmp_path: Path, live_store: js.JobStore) -> None:
     with pytest.raises(kw.KeywordError, match="cannot read the module to run: .*nowhere"):
-        kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+        kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
 
 
 def _until(predicate: t.Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -170,31 +163,31 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None:
+def test_cleanup_of_a_vanished_job_stops_its_process(live_store: js.JobStore) -> None:
     """ansible-core cleans up after every poll: a vanished job's process must not be left unfindable."""
-    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
+    [view] = ctl.launch(live_store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
     jid = view["ansible_job_id"]
-    meta = ctl.status(store, jid)["detached"]
+    meta = ctl.status(live_store, jid)["detached"]
     os.kill(meta["pid"], 9)
-    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
-    assert ctl.status(store, jid)["detached"]["state"] == js.VANISHED
+    _until(lambda: bool(ctl.status(live_store, jid)["finished"]), "the job never read finished")
+    assert ctl.status(live_store, jid)["detached"]["state"] == js.VANISHED
     child = meta["child_pid"]
     assert not _gone(child)
-    result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
+    result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": live_store.path})
     assert result["stopped"] == f"its process {child} (still running unsupervised)"
-    assert store.files_of(jid) == []
+    assert live_store.files_of(jid) == []
     _until(lambda: _gone(child), f"process {child} still runs")
 
 
-def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore) -> None:
+def test_records_written_without_the_supervisor_have_its_keys(live_store: js.JobStore) -> None:
     """Vanished and killed-without-supervisor records carry rc and signal too (readers use them)."""
-    [view] = ctl.launch(store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
+    [view] = ctl.launch(live_store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
     jid = view["ansible_job_id"]
-    os.kill(ctl.status(store, jid)["detached"]["pid"], 9)
-    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
-    vanished = ctl.status(store, jid)["detached"]
+    os.kill(ctl.status(live_store, jid)["detached"]["pid"], 9)
+    _until(lambda: bool(ctl.status(live_store, jid)["finished"]), "the job never read finished")
+    vanished = ctl.status(live_store, jid)["detached"]
     assert vanished["state"] == js.VANISHED and vanished["rc"] is None and vanished["signal"] is None
-    killed, changed = ctl.kill(store, jid)
+    killed, changed = ctl.kill(live_store, jid)
     assert changed and killed["detached"]["state"] == js.KILLED
     assert {"rc", "signal", "files"} <= set(killed["detached"])
 

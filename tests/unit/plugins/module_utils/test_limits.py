@@ -26,7 +26,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
-from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import wait_done
 
 JID = "j123456789012.4242"
 ROOT = Path(__file__).resolve().parents[4]
@@ -85,13 +85,6 @@ def _refused(words: str, **args: t.Any) -> None:
             _action(**args).run(task_vars={})
     assert words in str(caught.value), caught.value
     run_host.assert_not_called()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> t.Iterator[js.JobStore]:
-    s = js.JobStore(str(tmp_path / "jobs"), create=True)
-    yield s
-    kill_leftovers(s)
 
 
 # --- the start action -------------------------------------------------------------------
@@ -173,26 +166,26 @@ def _gone(view: dict) -> None:
     assert not proc.is_alive(meta["child_pid"], meta["child_start"]), "the job's process runs on unsupervised"
 
 
-def test_a_limit_the_supervisor_cannot_arm_stops_the_job(store: js.JobStore) -> None:
+def test_a_limit_the_supervisor_cannot_arm_stops_the_job(live_store: js.JobStore) -> None:
     """setitimer raises OverflowError for 1e30 s (a value JobSpec refuses; here it is slipped past it):
     the launch still succeeds, with its name recorded, and the job is stopped at once, failed, saying why."""
     spec = ctl.JobSpec({"argv": ["sleep", "60"], "name": "unarmed", "grace": 1})
     spec.timeout = 1e30
-    (started,) = ctl.start(store, [spec])
+    (started,) = ctl.start(live_store, [spec])
     assert not started.get("failed"), started
-    assert store.name_get("unarmed") == started["ansible_job_id"]
-    view = wait_done(store, started["ansible_job_id"])
+    assert live_store.name_get("unarmed") == started["ansible_job_id"]
+    view = wait_done(live_store, started["ansible_job_id"])
     assert view["detached"]["state"] == js.FAILED and view["failed"] is True
     assert view["msg"].startswith("the supervisor could not arm the job's time limit (timeout 1e+30s: OverflowError: "), view["msg"]
     assert "it was stopped (SIGTERM, then SIGKILL after 1s) rather than left running without a limit" in view["msg"]
     _gone(view)
 
 
-def test_a_total_timeout_the_supervisor_cannot_arm_is_not_retried(store: js.JobStore) -> None:
+def test_a_total_timeout_the_supervisor_cannot_arm_is_not_retried(live_store: js.JobStore) -> None:
     spec = ctl.JobSpec({"argv": ["sleep", "60"], "retries": 3, "retry_delay": 0, "timeout": 0})
     spec.total_timeout = 1e30
-    (started,) = ctl.start(store, [spec])
-    view = wait_done(store, started["ansible_job_id"])
+    (started,) = ctl.start(live_store, [spec])
+    view = wait_done(live_store, started["ansible_job_id"])
     assert view["detached"]["state"] == js.FAILED
     assert "could not arm the job's time limit (total_timeout 1e+30s: OverflowError" in view["msg"]
     assert len(view["detached"]["attempts"]) == 1
@@ -215,23 +208,23 @@ SUPERVISE_WITH_A_BROKEN_TIMER = """
 """
 
 
-def test_any_error_of_setitimer_stops_the_job(store: js.JobStore) -> None:
+def test_any_error_of_setitimer_stops_the_job(live_store: js.JobStore) -> None:
     """Not only OverflowError: whatever setitimer raises, the job does not run on without its limit."""
     coll = ROOT / ".build" / "unit-collections"
     assert coll.is_dir()  # made by conftest.py
     code = textwrap.dedent(SUPERVISE_WITH_A_BROKEN_TIMER).format(coll=str(coll))
-    spec = {"async_dir": store.path, "jid": JID, "mode": "command", "argv": ["sleep", "60"], "cmd": ["sleep", "60"], "timeout": 30, "grace": 1}
+    spec = {"async_dir": live_store.path, "jid": JID, "mode": "command", "argv": ["sleep", "60"], "cmd": ["sleep", "60"], "timeout": 30, "grace": 1}
     res = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec).encode(), capture_output=True, timeout=60, check=False)
     assert json.loads(res.stdout.decode().splitlines()[0]) == {"ok": True, "jid": JID}, res
-    view = wait_done(store, JID)
+    view = wait_done(live_store, JID)
     assert view["detached"]["state"] == js.FAILED
     assert "could not arm the job's time limit (timeout 30s: itimer_error: [Errno 22] Invalid argument)" in view["msg"], view["msg"]
     _gone(view)
 
 
-def test_a_retry_delay_past_any_bound_is_recorded_finite(store: js.JobStore) -> None:
+def test_a_retry_delay_past_any_bound_is_recorded_finite(live_store: js.JobStore) -> None:
     """delay * backoff ** n overflows a float (inf, which JSON writes as Infinity): the wait is at most MAX_SECONDS."""
-    s = sup.Supervisor({"async_dir": store.path, "jid": JID, "mode": "command", "argv": ["x"], "retries": 1000, "retry_delay": 5, "backoff": 1000})
+    s = sup.Supervisor({"async_dir": live_store.path, "jid": JID, "mode": "command", "argv": ["x"], "retries": 1000, "retry_delay": 5, "backoff": 1000})
     s.attempts = [{}] * 200
     wait = s._retry_wait(js.FAILED)
     assert wait == ids.MAX_SECONDS
@@ -257,19 +250,19 @@ def test_keyword_async_zero_or_less_means_no_limit(limit: int, task_tmp: Path) -
     assert spec.timeout == 0
 
 
-def test_keyword_async_minus_one_runs_the_job_to_its_end(task_tmp: Path, store: js.JobStore) -> None:
+def test_keyword_async_minus_one_runs_the_job_to_its_end(task_tmp: Path, live_store: js.JobStore) -> None:
     """ansible-core 2.18 on: async -1 is wrapped but never polled, and its watcher dies; the module runs to its end."""
-    answer = kw.launch(["j9", "-1", str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
-    view = wait_done(store, answer["ansible_job_id"])
+    answer = kw.launch(["j9", "-1", str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
+    view = wait_done(live_store, answer["ansible_job_id"])
     assert view["detached"]["state"] == js.SUCCEEDED and view["slept"] == 1.5, view
     assert view["detached"]["timeout"] == 0 and view["detached"]["deadline"] is None
 
 
 @pytest.mark.parametrize("limit", [str(ids.MAX_SECONDS + 1), "99999999999999999999"])
-def test_keyword_async_above_the_bound_is_refused_before_anything_starts(limit: str, task_tmp: Path, store: js.JobStore) -> None:
+def test_keyword_async_above_the_bound_is_refused_before_anything_starts(limit: str, task_tmp: Path, live_store: js.JobStore) -> None:
     with pytest.raises(kw.KeywordError, match=f"invalid async {limit}: at most 315360000 seconds \\(10 years\\)"):
-        kw.launch(["j10", limit, str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
-    assert store.list_jids() == []
+        kw.launch(["j10", limit, str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
+    assert live_store.list_jids() == []
     assert not task_tmp.exists(), "no job will remove the task's tmp dir: the wrapper does"
 
 
