@@ -213,7 +213,7 @@ def run_one(work: str, base_inv: str, n: int, m: int, method: str, forks: int, s
         "cpu": round(cpu, 2),
         "execs": sum(after[h] - before.get(h, 0) for h in used),
     }
-    calls = [r["remote_calls"] for r in rows if "remote_calls" in r and r["task"] == "fleet: collection wait"]
+    calls = [r["remote_calls"] for r in rows if "remote_calls" in r and r["task"] == "Fleet: collection wait"]
     if kind == "collection":
         if len(calls) != n:
             raise BenchError(f"{tag}: {len(calls)} wait results, expected {n}")

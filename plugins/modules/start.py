@@ -391,7 +391,7 @@ EXAMPLES = r"""
 
 - name: Wait for everything started above
   detached.jobs.wait:
-    jobs: [ "{{ migration }}", "{{ hello }}", "{{ batch }}", "{{ fetched }}", "{{ backups }}", "{{ build }}", "{{ synced }}" ]
+    jobs: ["{{ migration }}", "{{ hello }}", "{{ batch }}", "{{ fetched }}", "{{ backups }}", "{{ build }}", "{{ synced }}"]
     timeout: 3600
 """
 

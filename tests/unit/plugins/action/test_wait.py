@@ -183,25 +183,27 @@ def _missing_waiter(started_in: str | None) -> t.Any:
     return waiter
 
 
-def test_a_missing_job_in_the_directory_it_was_started_in_is_said_removed_not_become() -> None:
-    result = _missing_waiter("/home/u/.ansible_async").run()
+@pytest.mark.parametrize(
+    ("started_in", "reason", "unsaid"),
+    [
+        # Started in the directory the task looks in: removed (or never started), not become.
+        ("/home/u/.ansible_async", "it was removed (async_status mode=cleanup, cleanup of wait or start, prune) or never started on this host", "become"),
+        # Started in another directory: the become hint only.
+        (
+            "/root/.ansible_async",
+            "it was started in job directory /root/.ansible_async but this task looks in /home/u/.ansible_async: "
+            "use the same become and become_user as the task that started it",
+            "removed",
+        ),
+    ],
+    ids=["same-directory", "another-directory"],
+)
+def test_a_missing_job_is_explained_by_the_directory_it_was_started_in(started_in: str, reason: str, unsaid: str) -> None:
+    result = _missing_waiter(started_in).run()
     msg = result["jobs"][0]["msg"]
-    assert msg == (
-        f"could not find job: job {J1}: no status file /home/u/.ansible_async/{J1}: it was removed (async_status mode=cleanup, "
-        "cleanup of wait or start, prune) or never started on this host"
-    )
-    assert "become" not in result["msg"]
+    assert msg == f"could not find job: job {J1}: no status file /home/u/.ansible_async/{J1}: {reason}"
+    assert unsaid not in msg and unsaid not in result["msg"]
     assert result["jobs"][0]["detached"]["state"] == "missing" and result["counts"] == {"missing": 1}
-
-
-def test_a_missing_job_started_in_another_directory_gets_the_become_hint_only() -> None:
-    result = _missing_waiter("/root/.ansible_async").run()
-    msg = result["jobs"][0]["msg"]
-    assert msg == (
-        f"could not find job: job {J1}: no status file /home/u/.ansible_async/{J1}: it was started in job directory /root/.ansible_async "
-        "but this task looks in /home/u/.ansible_async: use the same become and become_user as the task that started it"
-    )
-    assert "removed" not in msg
 
 
 def test_a_missing_bare_job_id_keeps_the_hosts_message() -> None:

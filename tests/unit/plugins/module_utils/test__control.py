@@ -27,13 +27,6 @@ from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs imp
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
 
-@pytest.fixture
-def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
-    s = js.JobStore(str(tmp_path / "jobs"))
-    yield s
-    kill_leftovers(s)
-
-
 def cmd(argv: list[str], **extra: t.Any) -> ctl.JobSpec:
     return ctl.JobSpec(dict(argv=argv, **extra))
 
@@ -43,8 +36,8 @@ def module(source: str, **extra: t.Any) -> ctl.JobSpec:
     return ctl.JobSpec(dict({"module": "test.fake", "payload": payload, "interpreter": [sys.executable], "style": "new"}, **extra))
 
 
-def start_one(store: js.JobStore, spec: ctl.JobSpec) -> dict:
-    (result,) = _launch.start(store, [spec])
+def start_one(live_store: js.JobStore, spec: ctl.JobSpec) -> dict:
+    (result,) = _launch.start(live_store, [spec])
     assert not result.get("failed"), result
     return result
 
@@ -56,8 +49,8 @@ def wait_for(predicate: t.Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def raw(store: js.JobStore, jid: str) -> dict:
-    with open(store.job_path(jid)) as f:
+def raw(live_store: js.JobStore, jid: str) -> dict:
+    with open(live_store.job_path(jid)) as f:
         return json.load(f)
 
 
@@ -70,15 +63,15 @@ def read_pids(path: t.Any, count: int) -> list[int]:
 
 
 # --- command jobs -----------------------------------------------------------------
-def test_command_job_runs_to_completion(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_command_job_runs_to_completion(live_store: js.JobStore, tmp_path: t.Any) -> None:
     marker = tmp_path / "marker"
-    result = start_one(store, cmd(["sh", "-c", f"echo hello; echo oops >&2; echo done > {marker}"]))
+    result = start_one(live_store, cmd(["sh", "-c", f"echo hello; echo oops >&2; echo done > {marker}"]))
     jid = result["ansible_job_id"]
     assert result["started"] is True and result["changed"] is True and result["attached"] is False
-    assert result["results_file"] == store.job_path(jid)
+    assert result["results_file"] == live_store.job_path(jid)
     assert set(result) >= {"started", "finished", "ansible_job_id", "results_file", "detached"}
-    assert os.path.exists(store.job_path(jid))  # recorded before start returned
-    view = wait_done(store, jid)
+    assert os.path.exists(live_store.job_path(jid))  # recorded before start returned
+    view = wait_done(live_store, jid)
     assert marker.read_text() == "done\n"
     assert view["rc"] == 0 and view["stdout"] == "hello" and view["stderr"] == "oops"
     assert view["cmd"] == ["sh", "-c", f"echo hello; echo oops >&2; echo done > {marker}"]
@@ -93,30 +86,30 @@ def test_command_job_runs_to_completion(store: js.JobStore, tmp_path: t.Any) -> 
     assert meta["cmd"] == view["cmd"] and meta["module"] is None
     assert meta["boot_id"] == proc.boot_id()
     # the supervisor cleaned up after itself and is gone
-    assert os.listdir(store.path) == [jid]
-    assert oct(os.stat(store.job_path(jid)).st_mode & 0o777) == oct(0o600)
+    assert os.listdir(live_store.path) == [jid]
+    assert oct(os.stat(live_store.job_path(jid)).st_mode & 0o777) == oct(0o600)
     wait_for(lambda: not proc.is_alive(meta["pid"], meta["pid_start"]))
-    assert raw(store, jid) == view
+    assert raw(live_store, jid) == view
 
 
-def test_command_job_failure(store: js.JobStore) -> None:
-    jid = start_one(store, cmd(["sh", "-c", "echo bad >&2; exit 3"]))["ansible_job_id"]
-    view = wait_done(store, jid)
+def test_command_job_failure(live_store: js.JobStore) -> None:
+    jid = start_one(live_store, cmd(["sh", "-c", "echo bad >&2; exit 3"]))["ansible_job_id"]
+    view = wait_done(live_store, jid)
     assert view["rc"] == 3 and view["failed"] is True and view["msg"] == "non-zero return code"
     assert view["stderr"] == "bad"
     assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 3
 
 
-def test_command_chdir(store: js.JobStore, tmp_path: t.Any) -> None:
-    jid = start_one(store, cmd(["pwd"], chdir=str(tmp_path)))["ansible_job_id"]
-    assert wait_done(store, jid)["stdout"] == str(tmp_path)
+def test_command_chdir(live_store: js.JobStore, tmp_path: t.Any) -> None:
+    jid = start_one(live_store, cmd(["pwd"], chdir=str(tmp_path)))["ansible_job_id"]
+    assert wait_done(live_store, jid)["stdout"] == str(tmp_path)
 
 
-def test_command_that_cannot_start(store: js.JobStore) -> None:
-    (result,) = _launch.start(store, [cmd(["/nonexistent/program", "x"])])
+def test_command_that_cannot_start(live_store: js.JobStore) -> None:
+    (result,) = _launch.start(live_store, [cmd(["/nonexistent/program", "x"])])
     assert result["failed"] is True and result["started"] is False
     assert "/nonexistent/program" in result["msg"]
-    assert os.listdir(store.path) == []  # nothing left behind
+    assert os.listdir(live_store.path) == []  # nothing left behind
 
 
 def test_batch_of_jobs_via_ops(tmp_path: t.Any) -> None:
@@ -124,31 +117,31 @@ def test_batch_of_jobs_via_ops(tmp_path: t.Any) -> None:
     path = str(tmp_path / "jobs")
     out = ops.start({"async_dir": path, "jobs": [{"argv": ["echo", str(i)]} for i in range(3)]})
     assert out["changed"] is True and out["async_dir"] == path
-    store = js.JobStore(path)
+    live_store = js.JobStore(path)
     jids = [r["ansible_job_id"] for r in out["jobs"]]
     assert len(set(jids)) == 3
-    assert [wait_done(store, jid)["stdout"] for jid in jids] == ["0", "1", "2"]
+    assert [wait_done(live_store, jid)["stdout"] for jid in jids] == ["0", "1", "2"]
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o700)
 
 
-def test_module_job(store: js.JobStore) -> None:
+def test_module_job(live_store: js.JobStore) -> None:
     source = """
         import json, sys
         args = json.load(open(sys.argv[1]))
         print(json.dumps({"changed": False, "echo": args["x"], "argv_len": len(sys.argv)}))
     """
     spec = module(source, args_data=json.dumps({"x": "yes"}))
-    jid = start_one(store, spec)["ansible_job_id"]
-    view = wait_done(store, jid)
+    jid = start_one(live_store, spec)["ansible_job_id"]
+    view = wait_done(live_store, jid)
     assert view["echo"] == "yes" and view["argv_len"] == 2 and view["changed"] is False
     assert view["detached"]["state"] == ids.SUCCEEDED and view["detached"]["module"] == "test.fake"
-    assert os.listdir(store.path) == [jid]  # payload, args, pyz and output removed
+    assert os.listdir(live_store.path) == [jid]  # payload, args, pyz and output removed
 
 
-def test_timeout(store: js.JobStore) -> None:
-    jid = start_one(store, cmd(["sleep", "300"], timeout=0.3, grace=1))["ansible_job_id"]
-    child = raw(store, jid)["detached"]
-    view = wait_done(store, jid)
+def test_timeout(live_store: js.JobStore) -> None:
+    jid = start_one(live_store, cmd(["sleep", "300"], timeout=0.3, grace=1))["ansible_job_id"]
+    child = raw(live_store, jid)["detached"]
+    view = wait_done(live_store, jid)
     assert view["detached"]["state"] == ids.TIMEOUT and view["failed"] is True
     assert view["msg"].startswith("Timeout exceeded")
     assert view["detached"]["signal"] == signal.SIGTERM
@@ -156,173 +149,173 @@ def test_timeout(store: js.JobStore) -> None:
 
 
 # --- vanished ---------------------------------------------------------------------
-def test_supervisor_killed_reads_vanished_and_is_persisted(store: js.JobStore) -> None:
-    jid = start_one(store, cmd(["sleep", "300"]))["ansible_job_id"]
-    meta = raw(store, jid)["detached"]
-    assert ctl.status(store, jid)["detached"]["state"] == ids.RUNNING
+def test_supervisor_killed_reads_vanished_and_is_persisted(live_store: js.JobStore) -> None:
+    jid = start_one(live_store, cmd(["sleep", "300"]))["ansible_job_id"]
+    meta = raw(live_store, jid)["detached"]
+    assert ctl.status(live_store, jid)["detached"]["state"] == ids.RUNNING
     os.kill(meta["pid"], signal.SIGKILL)
     wait_for(lambda: not proc.is_alive(meta["pid"], meta["pid_start"]))
 
     # a reader in check mode sees vanished but changes nothing
-    view = ctl.status(store, jid, persist=False)
+    view = ctl.status(live_store, jid, persist=False)
     assert view["finished"] is True and view["detached"]["state"] == ids.VANISHED
-    assert raw(store, jid)["finished"] is False
+    assert raw(live_store, jid)["finished"] is False
 
-    view = ctl.status(store, jid)
+    view = ctl.status(live_store, jid)
     assert view["finished"] is True and view["failed"] is True
     assert view["detached"]["state"] == ids.VANISHED
     assert str(meta["pid"]) in view["msg"] and "still running" in view["msg"]
-    stored = raw(store, jid)
+    stored = raw(live_store, jid)
     assert stored["finished"] is True and stored["detached"]["state"] == ids.VANISHED
     assert stored["detached"]["ended_at"] is not None
     assert ids.state_of(stored) == ids.VANISHED  # what ansible.builtin.async_status sees too
 
     # the job's own process runs on unsupervised; kill still reaches it
     assert proc.is_alive(meta["child_pid"], meta["child_start"])
-    job, changed = ctl.kill(store, jid)
+    job, changed = ctl.kill(live_store, jid)
     assert changed is True and job["detached"]["state"] == ids.KILLED
     wait_for(lambda: not proc.is_alive(meta["child_pid"], meta["child_start"]))
-    assert raw(store, jid)["detached"]["state"] == ids.KILLED
-    assert ctl.kill(store, jid)[1] is False
+    assert raw(live_store, jid)["detached"]["state"] == ids.KILLED
+    assert ctl.kill(live_store, jid)[1] is False
 
 
-def test_vanished_when_recorded_pid_is_reused_or_another_boot(store: js.JobStore) -> None:
+def test_vanished_when_recorded_pid_is_reused_or_another_boot(live_store: js.JobStore) -> None:
     """A running record whose supervisor identity no longer matches (a stale start time, another boot)."""
     jid_a, jid_b = "j100000000001.1", "j100000000002.1"
     me = os.getpid()
     meta = {"name": None, "module": None, "cmd": ["x"], "pid": me, "pid_start": proc.start_time(me), "boot_id": proc.boot_id(), "started_at": time.time()}
-    store.write(jid_a, js.running_record(jid_a, store.job_path(jid_a), dict(meta, pid_start="1")))
-    store.write(jid_b, js.running_record(jid_b, store.job_path(jid_b), dict(meta, boot_id="00000000-0000-4000-8000-000000000000")))
+    live_store.write(jid_a, js.running_record(jid_a, live_store.job_path(jid_a), dict(meta, pid_start="1")))
+    live_store.write(jid_b, js.running_record(jid_b, live_store.job_path(jid_b), dict(meta, boot_id="00000000-0000-4000-8000-000000000000")))
     for jid in (jid_a, jid_b):
-        assert ctl.status(store, jid)["detached"]["state"] == ids.VANISHED
-        assert raw(store, jid)["detached"]["state"] == ids.VANISHED
+        assert ctl.status(live_store, jid)["detached"]["state"] == ids.VANISHED
+        assert raw(live_store, jid)["detached"]["state"] == ids.VANISHED
     # the same record with this process's true identity is running
     jid_c = "j100000000003.1"
-    store.write(jid_c, js.running_record(jid_c, store.job_path(jid_c), meta))
-    assert ctl.status(store, jid_c)["detached"]["state"] == ids.RUNNING
-    store.remove(jid_c)
+    live_store.write(jid_c, js.running_record(jid_c, live_store.job_path(jid_c), meta))
+    assert ctl.status(live_store, jid_c)["detached"]["state"] == ids.RUNNING
+    live_store.remove(jid_c)
 
 
-def test_builtin_records_are_left_alone(store: js.JobStore) -> None:
+def test_builtin_records_are_left_alone(live_store: js.JobStore) -> None:
     """ansible-core's async keyword writes no pids: its running record stays running, and cannot be killed."""
     jid = "j200000000001.77"
-    store.write(jid, {"started": 1, "finished": 0, "ansible_job_id": jid})
-    view = ctl.status(store, jid)
+    live_store.write(jid, {"started": 1, "finished": 0, "ansible_job_id": jid})
+    view = ctl.status(live_store, jid)
     assert view["finished"] is False and view["detached"]["foreign"] is True
-    assert raw(store, jid) == {"started": 1, "finished": 0, "ansible_job_id": jid}
+    assert raw(live_store, jid) == {"started": 1, "finished": 0, "ansible_job_id": jid}
     with pytest.raises(ids.NotKillable, match="async keyword.*still running"):
-        ctl.kill(store, jid)
-    store.write(jid, {"started": 1, "finished": 1, "ansible_job_id": jid, "rc": 0})
-    assert ctl.kill(store, jid)[1] is False
+        ctl.kill(live_store, jid)
+    live_store.write(jid, {"started": 1, "finished": 1, "ansible_job_id": jid, "rc": 0})
+    assert ctl.kill(live_store, jid)[1] is False
 
 
-def test_mitogen_records_are_not_killed(store: js.JobStore) -> None:
+def test_mitogen_records_are_not_killed(live_store: js.JobStore) -> None:
     """Mitogen's async records a bare pid: the kill is refused, naming Mitogen, and the record is untouched."""
     jid = "0123456789abcdef"
     record = {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": os.getpid()}
-    store.write(jid, record)
+    live_store.write(jid, record)
     with pytest.raises(ids.NotKillable, match=f"job {jid}: started by Mitogen's async"):
-        ctl.kill(store, jid)
-    assert raw(store, jid) == record
+        ctl.kill(live_store, jid)
+    assert raw(live_store, jid) == record
 
 
 def test_refused_kill_is_not_reported_finished(tmp_path: t.Any) -> None:
     """async_status mode=kill of a job it cannot kill fails with finished false (the job goes on)."""
     from ansible_collections.detached.jobs.plugins.module_utils import _ops
 
-    store = js.JobStore(str(tmp_path / "jobs"))
+    live_store = js.JobStore(str(tmp_path / "jobs"))
     jid = "fedcba9876543210"
-    store.write(jid, {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": 1})
+    live_store.write(jid, {"started": 1, "finished": 0, "ansible_job_id": jid, "pid": 1})
     result = _ops.status({"jid": jid, "mode": "kill", "_async_dir": str(tmp_path / "jobs")})
     assert result["failed"] is True and result["finished"] is False
     assert "Mitogen" in result["msg"] and "still running" in result["msg"]
 
 
 # --- kill -------------------------------------------------------------------------
-def test_kill_running_job_and_its_whole_tree(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_kill_running_job_and_its_whole_tree(live_store: js.JobStore, tmp_path: t.Any) -> None:
     pids_file = tmp_path / "pids"
     script = f"echo $$ > {pids_file}; setsid sleep 300 & echo $! >> {pids_file}; sleep 300 & echo $! >> {pids_file}; wait"
-    jid = start_one(store, cmd(["sh", "-c", script], grace=2))["ansible_job_id"]
+    jid = start_one(live_store, cmd(["sh", "-c", script], grace=2))["ansible_job_id"]
     shell, escapee, sibling = read_pids(pids_file, 3)
     wait_for(lambda: os.getsid(escapee) == escapee)  # it left the job's session
-    meta = raw(store, jid)["detached"]
+    meta = raw(live_store, jid)["detached"]
     assert meta["child_pid"] == shell
     starts = {p: proc.start_time(p) for p in (shell, escapee, sibling)}
 
     # The supervisor is given a minute to answer, not the default grace + 5 s: on a loaded machine
     # (the whole suite on 2 CPUs) it once took longer, and the kill then, rightly, finished the job
     # itself ("its supervisor did not handle it"): test_supervisor_killed_reads_vanished_and_is_persisted.
-    job, changed = ctl.kill(store, jid, wait=60)
+    job, changed = ctl.kill(live_store, jid, wait=60)
     assert changed is True
     assert job["finished"] is True and job["failed"] is True
     assert job["detached"]["state"] == ids.KILLED and job["msg"] == "the job was killed on request"
     for p in (shell, escapee, sibling):
         wait_for(lambda p=p: not proc.is_alive(p, starts[p]))  # type: ignore[misc]
     wait_for(lambda: not proc.is_alive(meta["pid"], meta["pid_start"]))
-    assert raw(store, jid)["detached"]["state"] == ids.KILLED
-    assert os.listdir(store.path) == [jid]
+    assert raw(live_store, jid)["detached"]["state"] == ids.KILLED
+    assert os.listdir(live_store.path) == [jid]
     # killing a finished job changes nothing
-    again, changed = ctl.kill(store, jid)
+    again, changed = ctl.kill(live_store, jid)
     assert changed is False and again["detached"]["state"] == ids.KILLED
 
 
-def test_kill_escalates_for_a_job_that_ignores_sigterm(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_kill_escalates_for_a_job_that_ignores_sigterm(live_store: js.JobStore, tmp_path: t.Any) -> None:
     pids_file = tmp_path / "pids"
-    jid = start_one(store, cmd(["sh", "-c", f"trap '' TERM; sleep 300 & echo $! > {pids_file}; wait; wait"], grace=0.3))["ansible_job_id"]
+    jid = start_one(live_store, cmd(["sh", "-c", f"trap '' TERM; sleep 300 & echo $! > {pids_file}; wait; wait"], grace=0.3))["ansible_job_id"]
     (sleeper,) = read_pids(pids_file, 1)
     start = proc.start_time(sleeper)
-    job, changed = ctl.kill(store, jid)
+    job, changed = ctl.kill(live_store, jid)
     assert changed and job["detached"]["state"] == ids.KILLED
     assert job["detached"]["signal"] == signal.SIGKILL
     wait_for(lambda: not proc.is_alive(sleeper, start))
 
 
-def test_kill_and_status_of_a_missing_job(store: js.JobStore) -> None:
-    with pytest.raises(ids.JobNotFound, match=store.job_path("j1.1")):
-        ctl.kill(store, "j1.1")
+def test_kill_and_status_of_a_missing_job(live_store: js.JobStore) -> None:
+    with pytest.raises(ids.JobNotFound, match=live_store.job_path("j1.1")):
+        ctl.kill(live_store, "j1.1")
     with pytest.raises(ids.JobNotFound):
-        ctl.status(store, "j1.1")
+        ctl.status(live_store, "j1.1")
     with pytest.raises(ids.InvalidJobId):
-        ctl.status(store, "../x")
+        ctl.status(live_store, "../x")
 
 
 # --- names ------------------------------------------------------------------------
-def test_names_attach_fail_restart(store: js.JobStore) -> None:
-    first = start_one(store, cmd(["sleep", "300"], name="web"))
+def test_names_attach_fail_restart(live_store: js.JobStore) -> None:
+    first = start_one(live_store, cmd(["sleep", "300"], name="web"))
     jid = first["ansible_job_id"]
     assert first["changed"] is True and first["attached"] is False
-    assert store.name_get("web") == jid
+    assert live_store.name_get("web") == jid
     assert first["detached"]["name"] == "web"
-    old = raw(store, jid)["detached"]
+    old = raw(live_store, jid)["detached"]
 
-    attached = start_one(store, cmd(["sleep", "300"], name="web", if_running="attach"))
+    attached = start_one(live_store, cmd(["sleep", "300"], name="web", if_running="attach"))
     assert attached["ansible_job_id"] == jid and attached["attached"] is True and attached["changed"] is False
-    assert status_jids(store) == [jid]
+    assert status_jids(live_store) == [jid]
 
-    (refused,) = _launch.start(store, [cmd(["sleep", "300"], name="web", if_running="fail")])
+    (refused,) = _launch.start(live_store, [cmd(["sleep", "300"], name="web", if_running="fail")])
     assert refused["failed"] is True and refused["changed"] is False
     assert "'web'" in refused["msg"] and jid in refused["msg"]
-    assert status_jids(store) == [jid]
+    assert status_jids(live_store) == [jid]
 
-    restarted = start_one(store, cmd(["sleep", "300"], name="web", if_running="restart"))
+    restarted = start_one(live_store, cmd(["sleep", "300"], name="web", if_running="restart"))
     new = restarted["ansible_job_id"]
     assert new != jid and restarted["changed"] is True and restarted["attached"] is False
-    assert store.name_get("web") == new
-    assert raw(store, jid)["detached"]["state"] == ids.KILLED
+    assert live_store.name_get("web") == new
+    assert raw(live_store, jid)["detached"]["state"] == ids.KILLED
     wait_for(lambda: not proc.is_alive(old["child_pid"], old["child_start"]))
-    assert ctl.status(store, new)["finished"] is False
+    assert ctl.status(live_store, new)["finished"] is False
 
     # once the named job is over, the name starts a new job
-    ctl.kill(store, new)
-    third = start_one(store, cmd(["true"], name="web"))
+    ctl.kill(live_store, new)
+    third = start_one(live_store, cmd(["true"], name="web"))
     assert third["ansible_job_id"] not in (jid, new) and third["attached"] is False
-    assert store.name_get("web") == third["ansible_job_id"]
+    assert live_store.name_get("web") == third["ansible_job_id"]
 
 
-def test_name_pointing_at_a_removed_job_starts_a_new_one(store: js.JobStore) -> None:
-    store.name_set("web", "j300000000001.1")
-    result = start_one(store, cmd(["true"], name="web"))
-    assert result["attached"] is False and store.name_get("web") == result["ansible_job_id"]
+def test_name_pointing_at_a_removed_job_starts_a_new_one(live_store: js.JobStore) -> None:
+    live_store.name_set("web", "j300000000001.1")
+    result = start_one(live_store, cmd(["true"], name="web"))
+    assert result["attached"] is False and live_store.name_get("web") == result["ansible_job_id"]
 
 
 def test_invalid_name_is_refused() -> None:
@@ -330,12 +323,12 @@ def test_invalid_name_is_refused() -> None:
         cmd(["true"], name="../evil")
 
 
-def test_concurrent_starts_of_one_name_start_one_job(store: js.JobStore) -> None:
+def test_concurrent_starts_of_one_name_start_one_job(live_store: js.JobStore) -> None:
     code = textwrap.dedent(
         f"""
         import json
         from ansible_collections.detached.jobs.plugins.module_utils import _ops
-        out = _ops.start({{"async_dir": {store.path!r}, "jobs": [{{"argv": ["sleep", "300"], "name": "once"}}]}})
+        out = _ops.start({{"async_dir": {live_store.path!r}, "jobs": [{{"argv": ["sleep", "300"], "name": "once"}}]}})
         print(json.dumps(out["jobs"][0]))
         """
     )
@@ -343,16 +336,16 @@ def test_concurrent_starts_of_one_name_start_one_job(store: js.JobStore) -> None
     results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     assert len({r["ansible_job_id"] for r in results}) == 1
     assert sorted(r["attached"] for r in results) == [False, True, True]
-    assert len(status_jids(store)) == 1
+    assert len(status_jids(live_store)) == 1
 
 
 # --- check mode -------------------------------------------------------------------
-def test_check_mode_starts_nothing(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_check_mode_starts_nothing(live_store: js.JobStore, tmp_path: t.Any) -> None:
     marker = tmp_path / "marker"
-    results = _launch.start(store, [cmd(["touch", str(marker)]), cmd(["touch", str(marker)], name="n")], check_mode=True)
+    results = _launch.start(live_store, [cmd(["touch", str(marker)]), cmd(["touch", str(marker)], name="n")], check_mode=True)
     assert [r["would_start"] for r in results] == [True, True]
     assert all(r["changed"] and not r["started"] for r in results)
-    assert os.listdir(store.path) == []
+    assert os.listdir(live_store.path) == []
     assert not marker.exists()
 
 
@@ -363,12 +356,12 @@ def test_check_mode_via_ops_creates_no_directory(tmp_path: t.Any) -> None:
     assert not path.exists()
 
 
-def test_check_mode_restart_keeps_the_running_job(store: js.JobStore) -> None:
-    jid = start_one(store, cmd(["sleep", "300"], name="web"))["ansible_job_id"]
-    (result,) = _launch.start(store, [cmd(["sleep", "300"], name="web", if_running="restart")], check_mode=True)
+def test_check_mode_restart_keeps_the_running_job(live_store: js.JobStore) -> None:
+    jid = start_one(live_store, cmd(["sleep", "300"], name="web"))["ansible_job_id"]
+    (result,) = _launch.start(live_store, [cmd(["sleep", "300"], name="web", if_running="restart")], check_mode=True)
     assert result["would_start"] is True and result["restarted"] == jid
-    assert status_jids(store) == [jid] and store.name_get("web") == jid
-    assert ctl.status(store, jid)["finished"] is False
+    assert status_jids(live_store) == [jid] and live_store.name_get("web") == jid
+    assert ctl.status(live_store, jid)["finished"] is False
 
 
 # --- the supervisor's zip application, kept in the user's cache directory ---------------------
@@ -469,12 +462,12 @@ def test_supervisor_pyz_without_a_usable_cache(fresh_pyz: dict, tmp_path: t.Any,
     assert _pyzcache.supervisor_pyz(compiled=True) == whole
 
 
-def test_jobs_start_from_the_cached_supervisor(fresh_pyz: dict, store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jobs_start_from_the_cached_supervisor(fresh_pyz: dict, live_store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     _pyzcache.supervisor_pyz(compiled=True)
     monkeypatch.setattr(_pyzcache, "_PYZ", {})
-    [started] = _launch.start(store, [cmd(["sh", "-c", "echo cached"])])
+    [started] = _launch.start(live_store, [cmd(["sh", "-c", "echo cached"])])
     assert fresh_pyz["n"] == 1
-    done = wait_done(store, started["ansible_job_id"])
+    done = wait_done(live_store, started["ansible_job_id"])
     assert done["stdout"].strip() == "cached" and done["detached"]["state"] == "succeeded"
 
 
@@ -503,16 +496,16 @@ def test_module_source_from_the_file_when_the_loader_keeps_none(monkeypatch: pyt
 def test_a_wait_round_returns_when_the_controller_has_something_to_do(tmp_path: t.Any, until: str, fast: str, returns_with: set) -> None:
     from ansible_collections.detached.jobs.plugins.module_utils import _ops
 
-    store = js.JobStore(str(tmp_path / "jobs"))
+    live_store = js.JobStore(str(tmp_path / "jobs"))
     gate = tmp_path / "gate"
     try:
         quick, slow = _launch.start(
-            store,
+            live_store,
             [ctl.JobSpec({"argv": [fast]}), ctl.JobSpec({"argv": ["sh", "-c", f"until [ -e {gate} ]; do sleep 0.02; done"]})],
         )
         jids = {"fast": quick["ansible_job_id"], "slow": slow["ansible_job_id"]}
         deadline = time.monotonic() + 30
-        while not ctl.status(store, jids["fast"])["finished"]:
+        while not ctl.status(live_store, jids["fast"])["finished"]:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         # The fast job has ended; the slow one ends half a second into the round, when its gate
@@ -521,10 +514,10 @@ def test_a_wait_round_returns_when_the_controller_has_something_to_do(tmp_path: 
 
         opener = threading.Timer(0.5, gate.touch)
         opener.start()
-        views, errors = _ops.long_poll(store, list(jids.values()), 30, persist=True, until=until)
+        views, errors = _ops.long_poll(live_store, list(jids.values()), 30, persist=True, until=until)
         opener.join()
         assert not errors
         assert {k for k, jid in jids.items() if views[jid]["finished"]} == returns_with
     finally:
         gate.touch()
-        kill_leftovers(store)
+        kill_leftovers(live_store)

@@ -24,11 +24,6 @@ JID = "j123456789012.4242"
 HEX = "0123456789abcdef"
 
 
-@pytest.fixture
-def store(tmp_path: t.Any) -> js.JobStore:
-    return js.JobStore(str(tmp_path / "jobs"))
-
-
 def _mode(path: str) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 

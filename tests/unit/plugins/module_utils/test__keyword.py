@@ -42,13 +42,6 @@ def task_tmp(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> t.Iterator[js.JobStore]:
-    s = js.JobStore(str(tmp_path / "jobs"))
-    yield s
-    kill_leftovers(s)
-
-
 def test_old_command_line(task_tmp: Path) -> None:
     inv = kw.Invocation(["j1", "30", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args"), "-preserve_tmp"])
     assert (inv.limit, inv.preserve_tmp, inv.interpreter, inv.module) == (30, True, None, "ping")
@@ -98,8 +91,8 @@ def test_binary_module_has_no_interpreter(tmp_path: Path) -> None:
     assert (spec.style, spec.interpreter) == ("binary", [])
 
 
-def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, store: js.JobStore) -> None:
-    answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
+def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path, live_store: js.JobStore) -> None:
+    answer = kw.launch(["j7", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": live_store.path})
     jid = answer["ansible_job_id"]
     started = answer.pop("detached")
     assert answer == {
@@ -107,36 +100,36 @@ def test_launch_runs_the_module_as_a_job_and_removes_the_task_tmp(task_tmp: Path
         "started": True,
         "finished": False,
         "ansible_job_id": jid,
-        "results_file": store.job_path(jid),
+        "results_file": live_store.job_path(jid),
         "_ansible_suppress_tmpdir_delete": True,
     }
     # A poll: 0 task returns this answer: it carries the job's record as it started, as every keyword-mode result does.
     assert started["state"] in (ids.RUNNING, ids.SUCCEEDED) and started["module"] == "ping" and started["timeout"] == 60
     assert isinstance(started["pid"], int) and started["started_at"] > 0
-    view = wait_done(store, jid)
+    view = wait_done(live_store, jid)
     assert not task_tmp.exists(), "the task's tmp dir goes when the job has ended"
     assert view["detached"]["state"] == ids.SUCCEEDED and view["args"] == "data=pong"
     assert view["detached"]["module"] == "ping" and view["detached"]["timeout"] == 60
-    assert stat.S_IMODE(os.stat(store.job_path(jid)).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(live_store.job_path(jid)).st_mode) == 0o600
 
 
-def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, store: js.JobStore) -> None:
-    answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": store.path})
+def test_launch_keeps_the_task_tmp_when_asked(task_tmp: Path, live_store: js.JobStore) -> None:
+    answer = kw.launch(["j8", "60", str(task_tmp / "AnsiballZ_ping.py"), "_", "-preserve_tmp"], {"ANSIBLE_ASYNC_DIR": live_store.path})
     assert answer["_ansible_suppress_tmpdir_delete"] is False
-    wait_done(store, answer["ansible_job_id"])
+    wait_done(live_store, answer["ansible_job_id"])
     assert task_tmp.exists()
 
 
-def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, store: js.JobStore) -> None:
+def test_the_task_tmp_stays_while_the_job_runs(tmp_path: Path, live_store: js.JobStore) -> None:
     """A module may use it while it runs (get_url downloads into it)."""
     task_tmp = tmp_path / "ansible-tmp-2"
     task_tmp.mkdir()
     go = tmp_path / "go"
     (task_tmp / "AnsiballZ_wait.py").write_text(f"#!/bin/sh\nwhile [ ! -f {go} ]; do sleep 0.05; done\nls {task_tmp} >/dev/null && echo '{{}}'\n")
-    answer = kw.launch(["j9", "60", str(task_tmp / "AnsiballZ_wait.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+    answer = kw.launch(["j9", "60", str(task_tmp / "AnsiballZ_wait.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
     assert task_tmp.exists()
     go.write_text("")
-    view = wait_done(store, answer["ansible_job_id"])
+    view = wait_done(live_store, answer["ansible_job_id"])
     assert view["detached"]["state"] == ids.SUCCEEDED, view
     assert not task_tmp.exists()
 
@@ -152,9 +145,9 @@ def test_start_answer_without_a_record_is_ansible_cores() -> None:
     assert kw.start_answer(t.cast(kw.Invocation, _Inv()), "/jobs/j1.2", {"state": "running"})["detached"] == {"state": "running"}
 
 
-def test_launch_of_a_missing_module_names_it(tmp_path: Path, store: js.JobStore) -> None:
+def test_launch_of_a_missing_module_names_it(tmp_path: Path, live_store: js.JobStore) -> None:
     with pytest.raises(kw.KeywordError, match="cannot read the module to run: .*nowhere"):
-        kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
+        kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
 
 
 def _until(predicate: t.Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -172,31 +165,31 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_cleanup_of_a_vanished_job_stops_its_process(store: js.JobStore) -> None:
+def test_cleanup_of_a_vanished_job_stops_its_process(live_store: js.JobStore) -> None:
     """ansible-core cleans up after every poll: a vanished job's process must not be left unfindable."""
-    [view] = _launch.launch(store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
+    [view] = _launch.launch(live_store, [ctl.JobSpec({"argv": ["sleep", "7301"]})])
     jid = view["ansible_job_id"]
-    meta = ctl.status(store, jid)["detached"]
+    meta = ctl.status(live_store, jid)["detached"]
     os.kill(meta["pid"], 9)
-    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
-    assert ctl.status(store, jid)["detached"]["state"] == ids.VANISHED
+    _until(lambda: bool(ctl.status(live_store, jid)["finished"]), "the job never read finished")
+    assert ctl.status(live_store, jid)["detached"]["state"] == ids.VANISHED
     child = meta["child_pid"]
     assert not _gone(child)
-    result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": store.path})
+    result = _ops.status({"jid": jid, "mode": "cleanup", "_async_dir": live_store.path})
     assert result["stopped"] == f"its process {child} (still running unsupervised)"
-    assert store.files_of(jid) == []
+    assert live_store.files_of(jid) == []
     _until(lambda: _gone(child), f"process {child} still runs")
 
 
-def test_records_written_without_the_supervisor_have_its_keys(store: js.JobStore) -> None:
+def test_records_written_without_the_supervisor_have_its_keys(live_store: js.JobStore) -> None:
     """Vanished and killed-without-supervisor records carry rc and signal too (readers use them)."""
-    [view] = _launch.launch(store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
+    [view] = _launch.launch(live_store, [ctl.JobSpec({"argv": ["sleep", "7302"]})])
     jid = view["ansible_job_id"]
-    os.kill(ctl.status(store, jid)["detached"]["pid"], 9)
-    _until(lambda: bool(ctl.status(store, jid)["finished"]), "the job never read finished")
-    vanished = ctl.status(store, jid)["detached"]
+    os.kill(ctl.status(live_store, jid)["detached"]["pid"], 9)
+    _until(lambda: bool(ctl.status(live_store, jid)["finished"]), "the job never read finished")
+    vanished = ctl.status(live_store, jid)["detached"]
     assert vanished["state"] == ids.VANISHED and vanished["rc"] is None and vanished["signal"] is None
-    killed, changed = ctl.kill(store, jid)
+    killed, changed = ctl.kill(live_store, jid)
     assert changed and killed["detached"]["state"] == ids.KILLED
     assert {"rc", "signal", "files"} <= set(killed["detached"])
 
@@ -266,11 +259,11 @@ def test_status_module_imports_nothing_of_the_collection_by_name() -> None:
     assert [name for name in imported if name.startswith("ansible")] == ["ansible.module_utils.basic"]
 
 
-def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, store: js.JobStore) -> None:
+def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, live_store: js.JobStore) -> None:
     """As AnsiballZ runs it (ansible-core beside it, no collection on any path): it reads a keyword job."""
-    answer = kw.launch(["j10", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": store.path})
+    answer = kw.launch(["j10", "60", str(task_tmp / "AnsiballZ_ping.py"), str(task_tmp / "args")], {"ANSIBLE_ASYNC_DIR": live_store.path})
     jid = answer["ansible_job_id"]
-    wait_done(store, jid)
+    wait_done(live_store, jid)
     module = tmp_path / "alone" / "async_status.py"
     module.parent.mkdir()
     shutil.copy(STATUS, module)
@@ -278,7 +271,7 @@ def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Pa
 
     def run(args: dict) -> tuple[int, dict]:
         params = tmp_path / "params.json"
-        params.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _async_dir=store.path)}))
+        params.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _async_dir=live_store.path)}))
         # -I: neither PYTHONPATH nor the checkout (the unit tests' path to the collection) is on sys.path.
         res = subprocess.run([sys.executable, "-I", str(module), str(params)], capture_output=True, text=True, env=env, check=False, cwd=str(tmp_path))
         return res.returncode, json.loads(res.stdout)
@@ -291,7 +284,7 @@ def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Pa
     rc, missing = run({"jid": "j1.1"})
     assert rc == 1 and missing["failed"] and missing["msg"] == kw.NOT_FOUND
     rc, cleaned = run({"jid": jid, "mode": "cleanup"})
-    assert rc == 0 and store.files_of(jid) == []
+    assert rc == 0 and live_store.files_of(jid) == []
 
 
 def test_wrapper_imports_nothing_ansible_core_would_build_into_ansiballz() -> None:
@@ -320,11 +313,11 @@ def test_wrapper_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Path, fo
     answer = json.loads(res.stdout)
     assert answer["started"] and not answer["finished"] and answer["ansible_job_id"].startswith("j123456789.")
     assert answer["detached"]["version"] == 1 and answer["detached"]["timeout"] == 30
-    store = js.JobStore(str(tmp_path / "jobs"), create=False)
+    live_store = js.JobStore(str(tmp_path / "jobs"), create=False)
     try:
-        done = wait_done(store, answer["ansible_job_id"])
+        done = wait_done(live_store, answer["ansible_job_id"])
     finally:
-        kill_leftovers(store)
+        kill_leftovers(live_store)
     assert done["detached"]["state"] == "succeeded"
     assert done["args"] == "data=pong" and done["changed"] is True
     # The supervisor's zip application was built from the sources inside the wrapper, and kept.

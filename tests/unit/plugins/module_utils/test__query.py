@@ -60,11 +60,6 @@ def test_parse_age_rejects(value: object) -> None:
 
 # --- a real job directory -----------------------------------------------------
 @pytest.fixture
-def store(tmp_path: t.Any) -> js.JobStore:
-    return js.JobStore(str(tmp_path / "jobs"))
-
-
-@pytest.fixture
 def sleeper() -> t.Iterator[subprocess.Popen]:
     p = subprocess.Popen(["sleep", "60"])
     yield p

@@ -29,7 +29,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _launch, _zyg
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
-from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, wait_done
+from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import wait_done
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="jobs share their imports only where /proc/self/fd is (Linux)")
 
@@ -73,13 +73,6 @@ def _ansiballz_main(zip_data):
 """
 
 
-@pytest.fixture
-def store(tmp_path: t.Any) -> t.Iterator[js.JobStore]:
-    s = js.JobStore(str(tmp_path / "jobs"))
-    yield s
-    kill_leftovers(s)
-
-
 def zip_b64(module: str = MODULE, basic: str = BASIC) -> str:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -109,17 +102,17 @@ def module_spec(text: str, **extra: t.Any) -> ctl.JobSpec:
     return ctl.JobSpec(dict({"module": "ansible.builtin.fake", "payload": encoded, "interpreter": [sys.executable], "style": "new"}, **extra))
 
 
-def start(store: js.JobStore, specs: list[ctl.JobSpec]) -> list[str]:
-    results = _launch.start(store, specs)
+def start(live_store: js.JobStore, specs: list[ctl.JobSpec]) -> list[str]:
+    results = _launch.start(live_store, specs)
     assert not any(r.get("failed") for r in results), results
     return [r["ansible_job_id"] for r in results]
 
 
 @pytest.mark.parametrize("layout", ["2.19", "2.16"])
-def test_a_batch_of_module_jobs_shares_the_imports_and_runs_in_process(store: js.JobStore, layout: str) -> None:
+def test_a_batch_of_module_jobs_shares_the_imports_and_runs_in_process(live_store: js.JobStore, layout: str) -> None:
     text = payload(zip_b64(), layout)
-    jids = start(store, [module_spec(text), module_spec(text), module_spec(text)])
-    views = [wait_done(store, jid) for jid in jids]
+    jids = start(live_store, [module_spec(text), module_spec(text), module_spec(text)])
+    views = [wait_done(live_store, jid) for jid in jids]
     for jid, view in zip(jids, views):
         assert view["detached"]["state"] == ids.SUCCEEDED, view
         # basic was imported once, by the process the supervisors were forked from, from the zip
@@ -137,32 +130,32 @@ def test_a_batch_of_module_jobs_shares_the_imports_and_runs_in_process(store: js
         extra = set(view["fds"]) - {0, 1, 2, int(view["basic_file"].split("/")[4])}
         assert len(extra) <= 1, view["fds"]
     assert len({v["imported_by"] for v in views}) == 1
-    assert sorted(os.listdir(store.path)) == sorted(jids)  # payloads, supervisor zips, outputs and the shared zip: gone
+    assert sorted(os.listdir(live_store.path)) == sorted(jids)  # payloads, supervisor zips, outputs and the shared zip: gone
 
 
-def test_a_lone_module_job_runs_as_its_own_interpreter(store: js.JobStore) -> None:
-    (jid,) = start(store, [module_spec(payload(zip_b64()))])
-    view = wait_done(store, jid)
+def test_a_lone_module_job_runs_as_its_own_interpreter(live_store: js.JobStore) -> None:
+    (jid,) = start(live_store, [module_spec(payload(zip_b64()))])
+    view = wait_done(live_store, jid)
     assert view["detached"]["state"] == ids.SUCCEEDED, view
     assert view["imported_by"] == view["pid"]
     assert not view["basic_file"].startswith("/proc/")
-    assert view["cmdline"][1] == store.extra_path(jid, "payload")
+    assert view["cmdline"][1] == live_store.extra_path(jid, "payload")
 
 
-def test_jobs_with_other_module_zips_do_not_share(store: js.JobStore) -> None:
+def test_jobs_with_other_module_zips_do_not_share(live_store: js.JobStore) -> None:
     one = payload(zip_b64())
     other = payload(zip_b64(module=MODULE + "\n# another module\n"))
-    jids = start(store, [module_spec(one), module_spec(other)])
+    jids = start(live_store, [module_spec(one), module_spec(other)])
     for jid in jids:
-        view = wait_done(store, jid)
+        view = wait_done(live_store, jid)
         assert view["imported_by"] == view["pid"], view
 
 
-def test_an_in_process_module_exits_as_an_interpreter_would(store: js.JobStore) -> None:
+def test_an_in_process_module_exits_as_an_interpreter_would(live_store: js.JobStore) -> None:
     boom = payload(zip_b64(module="raise RuntimeError('module blew up')\n"))
     three = payload(zip_b64(module='import sys\nprint(\'{"failed": true, "msg": "three"}\')\nsys.exit(3)\n'))
-    jids = start(store, [module_spec(boom), module_spec(boom), module_spec(three), module_spec(three)])
-    views = [wait_done(store, jid) for jid in jids]
+    jids = start(live_store, [module_spec(boom), module_spec(boom), module_spec(three), module_spec(three)])
+    views = [wait_done(live_store, jid) for jid in jids]
     for view in views[:2]:
         assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 1
         assert "Traceback" in view["module_stderr"] and "RuntimeError: module blew up" in view["module_stderr"]
@@ -170,19 +163,19 @@ def test_an_in_process_module_exits_as_an_interpreter_would(store: js.JobStore) 
         assert view["detached"]["state"] == ids.FAILED and view["detached"]["rc"] == 3 and view["msg"] == "three"
 
 
-def test_jobs_run_as_new_interpreters_when_the_shared_import_fails(store: js.JobStore) -> None:
+def test_jobs_run_as_new_interpreters_when_the_shared_import_fails(live_store: js.JobStore) -> None:
     # This basic cannot be imported by a session leader: the process the supervisors are forked
     # from is one, the job's process (a process group leader) is not.
     basic = BASIC + "if os.getsid(0) == os.getpid():\n    raise ImportError('not here')\n"
     text = payload(zip_b64(basic=basic))
-    jids = start(store, [module_spec(text), module_spec(text)])
+    jids = start(live_store, [module_spec(text), module_spec(text)])
     for jid in jids:
-        view = wait_done(store, jid)
+        view = wait_done(live_store, jid)
         assert view["detached"]["state"] == ids.SUCCEEDED, view
-        assert view["imported_by"] == view["pid"] and view["cmdline"][1] == store.extra_path(jid, "payload")
+        assert view["imported_by"] == view["pid"] and view["cmdline"][1] == live_store.extra_path(jid, "payload")
 
 
-def test_module_jobs_of_one_batch_keep_their_slot_order(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_module_jobs_of_one_batch_keep_their_slot_order(live_store: js.JobStore, tmp_path: t.Any) -> None:
     release = tmp_path / "release"
     module = f"""
         import json, os, time
@@ -191,12 +184,12 @@ def test_module_jobs_of_one_batch_keep_their_slot_order(store: js.JobStore, tmp_
         print(json.dumps({{"changed": False}}))
     """
     text = payload(zip_b64(module=module))
-    jids = start(store, [module_spec(text, slot="one", slot_limit=1), module_spec(text, slot="one", slot_limit=1)])
-    first = ctl.status(store, jids[0])
-    second = ctl.status(store, jids[1])
+    jids = start(live_store, [module_spec(text, slot="one", slot_limit=1), module_spec(text, slot="one", slot_limit=1)])
+    first = ctl.status(live_store, jids[0])
+    second = ctl.status(live_store, jids[1])
     assert first["detached"]["state"] == ids.RUNNING and second["detached"]["state"] == ids.QUEUED
     # Each supervisor (and the job's process) holds its own place in the queue, not the other's.
-    queue_dir = slots.SlotQueue(store, "one").dir
+    queue_dir = slots.SlotQueue(live_store, "one").dir
     for view in (first, second):
         for pid in (view["detached"]["pid"], view["detached"]["child_pid"]):
             if pid is None:
@@ -206,7 +199,7 @@ def test_module_jobs_of_one_batch_keep_their_slot_order(store: js.JobStore, tmp_
             assert len(tickets) == 1, (pid, tickets)
     release.write_text("go")
     for jid in jids:
-        assert wait_done(store, jid)["detached"]["state"] == ids.SUCCEEDED
+        assert wait_done(live_store, jid)["detached"]["state"] == ids.SUCCEEDED
 
 
 def test_zip_found_in_both_payload_layouts() -> None:
@@ -237,26 +230,28 @@ def test_a_payload_that_is_not_ansiballz_is_not_offered() -> None:
     assert _launch._modlib(module_spec(payload(zip_b64())), None, sys.executable) is None
 
 
-def test_launch_answers_for_each_job_of_a_batch(store: js.JobStore) -> None:
+def test_launch_answers_for_each_job_of_a_batch(live_store: js.JobStore) -> None:
     """One zygote answers for all its jobs: one that cannot start fails alone, by its id."""
     text = payload(zip_b64())
     good = module_spec(text)
     bad = module_spec(text, chdir="/nonexistent/dir")
-    results = _launch.start(store, [good, bad, module_spec(text)])
+    results = _launch.start(live_store, [good, bad, module_spec(text)])
     assert not results[0].get("failed") and not results[2].get("failed"), results
     assert results[1]["failed"] and "/nonexistent/dir" in results[1]["msg"], results[1]
     for r in (results[0], results[2]):
-        assert wait_done(store, r["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
+        assert wait_done(live_store, r["ansible_job_id"])["detached"]["state"] == ids.SUCCEEDED
     assert json.loads(json.dumps(results))  # plain data
 
 
-def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.JobStore, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(
+    live_store: js.JobStore, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
     """The zygote's fork fails (no more processes): each job it could not start is reported by its
     id, and its files and its place in its slot's queue go."""
     text = payload(zip_b64())
-    jobs = [_launch._prepare_supervisor(store, module_spec(text, slot="s"), sys.executable) for dummy in range(2)]
-    assert all(os.path.exists(store.extra_path(job.jid, "payload")) for job in jobs)
-    assert len(slots.SlotQueue(store, "s")._tickets()) == 2
+    jobs = [_launch._prepare_supervisor(live_store, module_spec(text, slot="s"), sys.executable) for dummy in range(2)]
+    assert all(os.path.exists(live_store.extra_path(job.jid, "payload")) for job in jobs)
+    assert len(slots.SlotQueue(live_store, "s")._tickets()) == 2
 
     def no_fork() -> int:
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -266,11 +261,11 @@ def test_jobs_whose_supervisor_cannot_be_forked_leave_nothing_behind(store: js.J
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [line["jid"] for line in lines] == [job.jid for job in jobs]
     assert all(line["failed"] and "cannot start its supervisor: [Errno 11]" in line["msg"] for line in lines)
-    assert slots.SlotQueue(store, "s")._tickets() == []
-    assert [name for name in os.listdir(store.path) if not name.startswith(".")] == []
+    assert slots.SlotQueue(live_store, "s")._tickets() == []
+    assert [name for name in os.listdir(live_store.path) if not name.startswith(".")] == []
 
 
-def test_in_process_jobs_are_killed_with_their_tree_even_without_their_supervisor(store: js.JobStore, tmp_path: t.Any) -> None:
+def test_in_process_jobs_are_killed_with_their_tree_even_without_their_supervisor(live_store: js.JobStore, tmp_path: t.Any) -> None:
     """A kill request stops an in-process module job and what it started; so does a kill after its
     supervisor died of kill -9 (the job's process then runs unsupervised, found by its record)."""
     pids = tmp_path / "pids"
@@ -282,8 +277,8 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
         time.sleep(300)
     """
     text = payload(zip_b64(module=module))
-    jids = start(store, [module_spec(text, grace=1), module_spec(text, grace=1)])
-    metas = [raw_meta(store, jid) for jid in jids]
+    jids = start(live_store, [module_spec(text, grace=1), module_spec(text, grace=1)])
+    metas = [raw_meta(live_store, jid) for jid in jids]
 
     def tree(meta: dict) -> list[int]:
         path = f"{pids}{meta['child_pid']}"
@@ -301,7 +296,7 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
             assert f.read().split(b"\0")[1].endswith(b".pyz")
 
     # the first: a kill request, handled by its supervisor
-    job, changed = ctl.kill(store, jids[0], wait=60)
+    job, changed = ctl.kill(live_store, jids[0], wait=60)
     assert changed and job["detached"]["state"] == ids.KILLED
     # the second: its supervisor is killed -9 first
     os.kill(metas[1]["pid"], signal.SIGKILL)
@@ -309,9 +304,9 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
     while proc.is_alive(metas[1]["pid"], metas[1]["pid_start"]):
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    view = ctl.status(store, jids[1])
+    view = ctl.status(live_store, jids[1])
     assert view["detached"]["state"] == ids.VANISHED and "still running unsupervised" in view["msg"]
-    job, changed = ctl.kill(store, jids[1])
+    job, changed = ctl.kill(live_store, jids[1])
     assert changed and job["detached"]["state"] == ids.KILLED
     for started in starts:
         for pid, start_time in started.items():
@@ -321,6 +316,6 @@ def test_in_process_jobs_are_killed_with_their_tree_even_without_their_superviso
                 time.sleep(0.02)
 
 
-def raw_meta(store: js.JobStore, jid: str) -> dict:
-    with open(store.job_path(jid)) as f:
+def raw_meta(live_store: js.JobStore, jid: str) -> dict:
+    with open(live_store.job_path(jid)) as f:
         return dict(json.load(f)["detached"])

@@ -34,11 +34,6 @@ near_jids = st.one_of(
 any_text = st.one_of(near_jids, st.text(), st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
 
 
-@pytest.fixture
-def store(tmp_path: t.Any) -> js.JobStore:
-    return js.JobStore(str(tmp_path / "jobs"))
-
-
 @_settings(200)
 @given(candidate=any_text)
 @example("..")

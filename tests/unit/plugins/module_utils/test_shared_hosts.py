@@ -36,11 +36,6 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a 
 
 
 @pytest.fixture
-def store(tmp_path: t.Any) -> js.JobStore:
-    return js.JobStore(str(tmp_path / "jobs"))
-
-
-@pytest.fixture
 def victim() -> t.Iterator[subprocess.Popen]:
     """A process standing for another user's: it must outlive every test."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
