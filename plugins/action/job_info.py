@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.detached.jobs.plugins.module_utils._query import JOB_INFO_SPEC
+from ansible_collections.detached.jobs.plugins.module_utils._specs import JOB_INFO_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
 
 

@@ -4,7 +4,7 @@
 
 One row per option: its name, type, defaults, bounds, choices and what it needs. Everything else
 is derived from this table: the start action's argument spec, defaults and checks
-(plugins/action/start.py), the argument spec of the host side (_entry.JOB_SPEC, the
+(plugins/action/start.py), the argument spec of the host side (_specs.JOB_SPEC, the
 async_wrapper module's), the defaults of a job on the host (_control.JobSpec) and of its
 supervisor (_supervisor.Supervisor). A unit test holds the DOCUMENTATION of start and
 async_wrapper to it. Adding an option is a row here, its docs and its behaviour.

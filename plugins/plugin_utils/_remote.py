@@ -92,7 +92,7 @@ def _warn_about_action(action: ActionBase, module_name: str) -> None:
 
 
 _PKG = "ansible_collections.detached.jobs.plugins.module_utils"
-_HOST_CODE = ("_ids", "_options", "_jobstore", "_process", "_supervisor", "_control", "_ops", "_query")
+_HOST_CODE = ("_ids", "_options", "_jobstore", "_process", "_supervisor", "_control", "_specs", "_ops", "_query")
 _SOURCES: dict[str, str] = {}
 _SOURCES_JSON: list[str] = []
 
