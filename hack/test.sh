@@ -165,7 +165,7 @@ own_pids() {
 # run works in its own copy and its targets in job directories of their own), DJ_MATRIX_LANES at
 # a time, and each is reported at the end with its own result and run time.
 # A subset of targets for the host Pythons that get no full run (see matrix_cells).
-core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode)
+core_targets=(target_python start_status timeout_kill wait_basic named_jobs compat security check_mode fallback)
 # Targets of host-side features (live output, retries, slots, the hardening against other local
 # users) that run where the host code meets the oldest and the newest Python (3.8 under 2.19, 3.13
 # under 2.21) and in the main stage (3.11), not in the cells of the other ansible-core versions,
@@ -318,7 +318,7 @@ package() {
     # Only the installed copy: proves the package, not the checkout.
     export ANSIBLE_COLLECTIONS_PATH="$tmp/coll"
     cd "$tmp" || exit 1
-    for p in start wait async_status job_info prune async_wrapper; do
+    for p in start wait async_status job_info prune async_wrapper host_operation; do
       ansible-doc "detached.jobs.$p" >/dev/null || exit 1
     done
     ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml" || exit 1

@@ -16,7 +16,6 @@ from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import with_
 
 class ActionModule(HostAction):
     OPERATION = "status"
-    MODULE = "detached.jobs.async_status"
     SPEC = STATUS_SPEC
 
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:

@@ -10,6 +10,5 @@ from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import H
 
 class ActionModule(HostAction):
     OPERATION = "job_info"
-    MODULE = "detached.jobs.job_info"
     SPEC = JOB_INFO_SPEC
     AGES = ("older_than", "newer_than")

@@ -10,6 +10,5 @@ from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import H
 
 class ActionModule(HostAction):
     OPERATION = "prune"
-    MODULE = "detached.jobs.prune"
     SPEC = PRUNE_SPEC
     AGES = ("older_than",)

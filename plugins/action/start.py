@@ -61,7 +61,7 @@ class ActionModule(ActionBase):
             specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
             _check_names(specs)
             dir_ = async_dir(self)
-            answer = run_host(self, "start", "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
+            answer = run_host(self, "start", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
             if answer.get("unreachable") or answer.get("failed"):
                 result.update(answer)
                 return result

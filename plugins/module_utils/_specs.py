@@ -123,3 +123,12 @@ SPECS: dict[str, dict[str, dict[str, t.Any]]] = {
     "job_info": dict(JOB_INFO_SPEC, **_ASYNC_DIR),
     "prune": dict(PRUNE_SPEC, **_ASYNC_DIR),
 }
+
+# The internal module detached.jobs.host_operation, where an action's lean runner cannot be used:
+# the operation, and its parameters (checked on the host against SPECS[operation]). The internal
+# options travel inside params, so that no module documents them as options of a task.
+HOST_OPERATIONS = ("status", "wait", "job_info", "prune")
+HOST_OPERATION_SPEC: dict[str, dict[str, t.Any]] = {
+    "operation": {"type": "str", "required": True, "choices": list(HOST_OPERATIONS)},
+    "params": {"type": "dict", "default": {}},
+}
