@@ -163,9 +163,11 @@ own_pids() {
 # Python gets the targets that reach its code, and no target runs twice where nothing differs.
 # controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
 # async_wrapper and async_status, Ctrl-C of ansible-playbook) and the host operations each of them
-# reaches (start, status, kill, wait, names, timeouts, the job directory's checks): every
-# ansible-core version, with every managed-host Python.
-controller_targets=(target_python start_status wait_basic named_jobs compat check_mode security timeout_kill keyword_mode reliability_interrupt)
+# reaches (start, status, kill, wait, names, timeouts, the job directory's checks), and the
+# modules that run them where the lean runner cannot (fallback): every ansible-core version, with
+# every managed-host Python.
+controller_targets=(target_python start_status wait_basic named_jobs compat check_mode security timeout_kill keyword_mode reliability_interrupt
+  fallback)
 # host_targets: the host code under faults and attacks, and its features (live output, retries,
 # slots, listing, pruning). Their controller side is the controller targets'; their host code is
 # the same code on every Python, whose calls into the standard library the controller targets
@@ -388,7 +390,7 @@ package() {
     # Only the installed copy: proves the package, not the checkout.
     export ANSIBLE_COLLECTIONS_PATH="$tmp/coll"
     cd "$tmp" || exit 1
-    for p in start wait async_status job_info prune async_wrapper; do
+    for p in start wait async_status job_info prune async_wrapper host_operation; do
       ansible-doc "detached.jobs.$p" >/dev/null || exit 1
     done
     ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml" || exit 1

@@ -9,19 +9,14 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.detached.jobs.plugins.module_utils._specs import STATUS_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import with_lines
 
 
 class ActionModule(HostAction):
     OPERATION = "status"
-    MODULE = "detached.jobs.async_status"
-    SPEC = {
-        "jid": {"type": "str", "required": True},
-        "mode": {"type": "str", "choices": ["status", "cleanup", "kill"], "default": "status"},
-        "tail": {"type": "int", "default": 0},
-        "tail_bytes": {"type": "int", "default": 4096},
-    }
+    SPEC = STATUS_SPEC
 
     def run(self, tmp: t.Any = None, task_vars: dict | None = None) -> dict:
         for key in ("tail", "tail_bytes"):

@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.detached.jobs.plugins.module_utils._query import JOB_INFO_SPEC
+from ansible_collections.detached.jobs.plugins.module_utils._specs import JOB_INFO_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
 
 
 class ActionModule(HostAction):
     OPERATION = "job_info"
-    MODULE = "detached.jobs.job_info"
     SPEC = JOB_INFO_SPEC
     AGES = ("older_than", "newer_than")

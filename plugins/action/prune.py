@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.detached.jobs.plugins.module_utils._query import PRUNE_SPEC
+from ansible_collections.detached.jobs.plugins.module_utils._specs import PRUNE_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._hostaction import HostAction
 
 
 class ActionModule(HostAction):
     OPERATION = "prune"
-    MODULE = "detached.jobs.prune"
     SPEC = PRUNE_SPEC
     AGES = ("older_than",)

@@ -15,7 +15,6 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils._ids import MAX_SECONDS
-from ansible_collections.detached.jobs.plugins.module_utils._results import retry_delay
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import JobRef
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, build_module_job, run_host
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
@@ -65,7 +64,7 @@ class ActionModule(ActionBase):
             specs = [self._job_spec(i, job, args, task_vars, batch, check) for i, job in enumerate(wanted)]
             _check_names(specs)
             dir_ = async_dir(self)
-            answer = run_host(self, "start", "detached.jobs.async_wrapper", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
+            answer = run_host(self, "start", {"jobs": specs, "async_dir": dir_}, task_vars, what="start")
             if answer.get("unreachable") or answer.get("failed"):
                 result.update(answer)
                 return result
@@ -191,7 +190,7 @@ def _longest(spec: dict) -> float:
         return 0
     retries = spec.get("retries") or 0
     # Each delay as the supervisor waits it (_results.retry_wait): the back-off formula, at most MAX_SECONDS.
-    delays = sum(min(retry_delay(n, spec["retry_delay"], spec["backoff"], spec.get("retry_max_delay") or 0), MAX_SECONDS) for n in range(1, retries + 1))
+    delays = sum(min(opts.retry_delay(n, spec["retry_delay"], spec["backoff"], spec.get("retry_max_delay") or 0), MAX_SECONDS) for n in range(1, retries + 1))
     return queue + spec["timeout"] * (retries + 1) + delays + (spec.get("grace") or 0) * retries
 
 

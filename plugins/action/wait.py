@@ -9,7 +9,7 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.detached.jobs.plugins.module_utils._entry import WAIT_SPEC
+from ansible_collections.detached.jobs.plugins.module_utils._specs import WAIT_SPEC
 from ansible_collections.detached.jobs.plugins.plugin_utils._jobrefs import collect
 from ansible_collections.detached.jobs.plugins.plugin_utils._waiter import Waiter
 

@@ -104,7 +104,7 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     return js.view(jid, store.job_path(jid), record)
 
 
-def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = js.TAIL_BYTES) -> dict:
+def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = _ids.TAIL_BYTES) -> dict:
     """The last lines of a job's output: from its output files while they are there (a running
     job's, or a finished one's that were kept), else from its result's stdout and stderr.
 

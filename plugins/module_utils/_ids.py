@@ -46,6 +46,7 @@ HOST_FILES = (
     ("_launch", "runner keyword"),
     ("_ops", "runner"),
     ("_query", "runner"),
+    ("_specs", "runner"),
     ("_keyword", "keyword"),
 )
 
@@ -57,6 +58,9 @@ def host_files(bundle: str) -> tuple[str, ...]:
 
 # Where job directories are when the task does not say (ansible-core's async_dir default).
 DEFAULT_ASYNC_DIR = "~/.ansible_async"
+# Bytes read from the end of an output file for its tail, unless the reader asks otherwise
+# (async_status and job_info tail_bytes, the store's output_tail).
+TAIL_BYTES = 4096
 
 RUNNING = "running"
 # Waiting for a host-side slot (start's slot/slot_limit): not finished, not yet running.

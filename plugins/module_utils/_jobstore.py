@@ -24,6 +24,7 @@ from ansible_collections.detached.jobs.plugins.module_utils._ids import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    TAIL_BYTES,
     CorruptJob,
     InvalidJobId,
     JobError,
@@ -57,8 +58,6 @@ SUFFIXES = ("payload", "args", "pyz", "stdout", "stderr", "kill")
 _KILL_REASON_MAX = 512
 NAMES_DIR = ".names"
 LOCK_FILE = ".lock"
-# Bytes read from the end of an output file for its tail, unless the reader asks otherwise.
-TAIL_BYTES = 4096
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
 
 

@@ -204,7 +204,7 @@ def status_main(module_class: t.Any) -> None:
     """
     # Here, not at the top: the wrapper, which runs for every async task, does not need them.
     from ansible_collections.detached.jobs.plugins.module_utils import _ops
-    from ansible_collections.detached.jobs.plugins.module_utils._entry import SPECS
+    from ansible_collections.detached.jobs.plugins.module_utils._specs import SPECS
 
     module = module_class(argument_spec=SPECS["status"], supports_check_mode=True)
     result = _ops.status(module.params, module.check_mode)

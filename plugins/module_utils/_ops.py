@@ -87,7 +87,7 @@ def status(params: dict, check_mode: bool = False) -> dict:
 
 def _tail_bytes(params: dict) -> int:
     value = params.get("tail_bytes")
-    return int(value) if value else js.TAIL_BYTES
+    return int(value) if value else ids.TAIL_BYTES
 
 
 def _refuse_running(store: js.JobStore, jid: str) -> None:

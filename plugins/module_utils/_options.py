@@ -4,7 +4,7 @@
 
 One row per option: its name, type, defaults, bounds, choices and what it needs. Everything else
 is derived from this table: the start action's argument spec, defaults and checks
-(plugins/action/start.py), the argument spec of the host side (_entry.JOB_SPEC, the
+(plugins/action/start.py), the argument spec of the host side (_specs.JOB_SPEC, the
 async_wrapper module's), the defaults of a job on the host (_control.JobSpec) and of its
 supervisor (_supervisor.Supervisor). A unit test holds the DOCUMENTATION of start and
 async_wrapper to it. Adding an option is a row here, its docs and its behaviour.
@@ -190,3 +190,14 @@ def limit_problem(key: str, value: object) -> str | None:
         return None
     bound = f"{least} or more{units}" if value < least else f"at most {most}{units}{_SPANS.get(unit, '')}"
     return f"{bound}; {note}" if note else bound
+
+
+# The back-off of retries (retry_delay, backoff, retry_max_delay): the supervisor waits this long
+# (_results.retry_wait), and the start action adds it up for the longest a poll may take.
+def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
+    """Seconds to wait after failed attempt number attempt (1-based): delay * backoff ** (attempt - 1), at most max_delay."""
+    try:
+        wait = float(delay) * float(backoff) ** (attempt - 1)
+    except OverflowError:
+        wait = float("inf")
+    return max(0.0, min(wait, float(max_delay)) if max_delay else wait)

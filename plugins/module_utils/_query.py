@@ -2,18 +2,17 @@
 # Copyright (c) detached.jobs contributors
 """Listing and pruning the jobs of a job directory. Private to the detached.jobs collection.
 
-Ages (``30s``, ``15m``, ``2h``, ``7d`` or plain seconds), job summaries, filters, and the two
-host-side operations ``job_info`` and ``prune`` as plain functions (parameters in, result dict
-out), like those of ``_ops``: the modules are thin wrappers around them. The file format stays
-in ``_jobstore``; liveness (vanished detection) comes from ``_control.status``.
+Job summaries, filters, and the two host-side operations ``job_info`` and ``prune`` as plain
+functions (parameters in, result dict out), like those of ``_ops``. Their argument specs and the
+parsing of ages (``30s``, ``15m``, ``2h``, ``7d`` or plain seconds) are in ``_specs``, which the
+controller imports too. The file format stays in ``_jobstore``; liveness (vanished detection)
+comes from ``_control.status``.
 Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import time
 import typing as t
 
@@ -22,58 +21,13 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
+from ansible_collections.detached.jobs.plugins.module_utils._specs import CORRUPT, INFO_STATES, PRUNE_STATES, QueryError, parse_age
 
-CORRUPT = "corrupt"
-# Every state job_info can report; prune may remove all but running ones.
-INFO_STATES = ids.STATES + (CORRUPT,)
-PRUNE_STATES = ids.FINAL_STATES + (CORRUPT,)
 # Temporary files of atomic writes and the files of a job being launched exist without a
 # status file for a moment (a launch gives up after 60 s): whatever the requested age, such
 # leftovers are removed only once they are at least this old.
 LEFTOVER_MIN_AGE = 600.0
 _MSG_MAX = 500
-
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_AGE_RE = re.compile(r"\A\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*\Z", re.IGNORECASE)
-_AGE_HELP = "use seconds (90) or a number with a unit s, m, h or d (30s, 15m, 2h, 7d)"
-
-JOB_INFO_SPEC: dict[str, dict[str, t.Any]] = {
-    "names": {"type": "list", "elements": "str", "default": []},
-    "states": {"type": "list", "elements": "str", "default": [], "choices": list(INFO_STATES)},
-    "jids": {"type": "list", "elements": "str", "default": []},
-    "older_than": {"type": "raw"},
-    "newer_than": {"type": "raw"},
-    "details": {"type": "bool", "default": False},
-    "tail": {"type": "int", "default": 0},
-    "tail_bytes": {"type": "int", "default": js.TAIL_BYTES},
-}
-PRUNE_SPEC: dict[str, dict[str, t.Any]] = {
-    "older_than": {"type": "raw", "required": True},
-    "states": {"type": "list", "elements": "str", "default": list(ids.FINAL_STATES), "choices": list(PRUNE_STATES)},
-    "names": {"type": "list", "elements": "str", "default": []},
-}
-
-
-class QueryError(ValueError):
-    """A bad filter value; the message names it."""
-
-
-def parse_age(value: object, option: str = "age") -> float:
-    """Seconds from an age: a number of seconds (int, float or numeric string) or a number with a unit s, m, h, d."""
-    if isinstance(value, bool) or value is None:
-        raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        m = _AGE_RE.match(value)
-        if not m:
-            raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
-        seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    else:
-        raise QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
-    return seconds
 
 
 def _count(value: object, option: str) -> int:
@@ -239,7 +193,7 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         jids = _validate_jids(params.get("jids") or []) or None
         names = set(params.get("names") or [])
         tail_lines = _count(params.get("tail"), "tail")
-        tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or js.TAIL_BYTES
+        tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or ids.TAIL_BYTES
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
     except (QueryError, ids.JobError) as ex:

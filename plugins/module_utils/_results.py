@@ -16,6 +16,7 @@ import json
 import signal
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+from ansible_collections.detached.jobs.plugins.module_utils import _options as opts_
 
 # Why an attempt (or the job) was stopped, besides ids.TIMEOUT (the attempt's own timeout) and
 # ids.KILLED (a kill request): the job's total_timeout, its queue_timeout, or its time limit could
@@ -27,15 +28,6 @@ UNARMED = "unarmed"
 ATTEMPT_TAIL_LINES = 10
 ATTEMPT_TAIL_BYTES = 2048
 STREAMS = ("stdout", "stderr")  # the output streams, in the order results and records list them
-
-
-def retry_delay(attempt: int, delay: float, backoff: float, max_delay: float) -> float:
-    """Seconds to wait after failed attempt number attempt (1-based): delay * backoff ** (attempt - 1), at most max_delay."""
-    try:
-        wait = float(delay) * float(backoff) ** (attempt - 1)
-    except OverflowError:
-        wait = float("inf")
-    return max(0.0, min(wait, float(max_delay)) if max_delay else wait)
 
 
 def retry_wait(state: str, stopped: str | None, killed: bool, done: int, opts: dict, first_started: float | None, now: float) -> float | None:
@@ -53,7 +45,7 @@ def retry_wait(state: str, stopped: str | None, killed: bool, done: int, opts: d
     if state not in (ids.FAILED, ids.VANISHED, ids.TIMEOUT):
         return None
     # At most MAX_SECONDS: a delay that grew beyond any bound (backoff) is no infinite retry_at in the record.
-    wait = min(retry_delay(done, opts["retry_delay"], opts["backoff"], opts["retry_max_delay"]), ids.MAX_SECONDS)
+    wait = min(opts_.retry_delay(done, opts["retry_delay"], opts["backoff"], opts["retry_max_delay"]), ids.MAX_SECONDS)
     total = opts["total_timeout"]
     if total and first_started is not None and now + wait >= first_started + total:
         return None

@@ -63,7 +63,6 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
-  - detached.jobs.internal
 attributes:
   check_mode:
     support: full
@@ -193,15 +192,3 @@ detached:
       type: float
       returned: when finished
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.detached.jobs.plugins.module_utils import _entry
-
-
-def main() -> None:
-    _entry.main(AnsibleModule, "status")
-
-
-if __name__ == "__main__":
-    main()

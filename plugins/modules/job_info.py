@@ -78,7 +78,6 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
-  - detached.jobs.internal
 attributes:
   check_mode:
     support: full
@@ -264,15 +263,3 @@ async_dir:
   type: str
   sample: /home/deploy/.ansible_async
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.detached.jobs.plugins.module_utils import _entry
-
-
-def main() -> None:
-    _entry.main(AnsibleModule, "job_info")
-
-
-if __name__ == "__main__":
-    main()

@@ -55,7 +55,6 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
-  - detached.jobs.internal
 attributes:
   check_mode:
     support: full
@@ -115,15 +114,3 @@ async_dir:
   type: str
   sample: /home/deploy/.ansible_async
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.detached.jobs.plugins.module_utils import _entry
-
-
-def main() -> None:
-    _entry.main(AnsibleModule, "prune")
-
-
-if __name__ == "__main__":
-    main()

@@ -100,44 +100,11 @@ options:
     type: int
     default: 10
     version_added: 1.1.0
-  _jids:
-    description:
-      - Internal, not an option of the task (set by the M(detached.jobs.wait) action for its remote calls;
-        a task that sets it fails). The job ids the action resolved from O(jobs).
-    type: list
-    elements: str
-    default: []
-  _mode:
-    description:
-      - Internal, not an option of the task (set by the action; a task that sets it fails). What the host does.
-    type: str
-    choices: [wait, kill, cleanup]
-    default: wait
-  _block:
-    description:
-      - Internal, not an option of the task (set by the action; a task that sets it fails). How long this
-        remote call may block, in seconds.
-    type: float
-    default: 0
-  _tail:
-    description:
-      - Internal, not an option of the task (set by the action; a task that sets it fails). How many lines
-        of each running job's output to return.
-    type: int
-    default: 0
-  _until:
-    description:
-      - Internal, not an option of the task (set by the action; a task that sets it fails). When this remote
-        call returns before O(_block) has passed.
-    type: str
-    choices: [any, bad, all]
-    default: any
 extends_documentation_fragment:
   - detached.jobs.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - detached.jobs.job_dir
-  - detached.jobs.internal
 attributes:
   check_mode:
     support: full
@@ -302,16 +269,3 @@ msg:
   returned: always
   type: str
 """
-
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.detached.jobs.plugins.module_utils import _entry
-
-
-def main() -> None:
-    _entry.main(AnsibleModule, "wait")
-
-
-if __name__ == "__main__":
-    main()

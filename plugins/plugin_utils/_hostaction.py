@@ -10,21 +10,20 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.detached.jobs.plugins.module_utils._query import QueryError, parse_age
+from ansible_collections.detached.jobs.plugins.module_utils._specs import QueryError, parse_age
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
 
 class HostAction(ActionBase):
     """Validate the task's arguments, run one host operation in the job directory, shape the result.
 
-    A subclass sets OPERATION (the _ops operation), MODULE (the module that runs it where the
-    lean runner cannot), SPEC (its argument spec) and AGES (options that hold an age such as
-    "2d", checked on the controller), and may override result().
+    A subclass sets OPERATION (the _ops operation), SPEC (its argument spec, from _specs) and
+    AGES (options that hold an age such as "2d", checked on the controller), and may override
+    result().
     """
 
     _requires_connection = True
     OPERATION = ""
-    MODULE = ""
     SPEC: dict[str, dict[str, t.Any]] = {}
     AGES: tuple[str, ...] = ()
 
@@ -39,7 +38,7 @@ class HostAction(ActionBase):
         except QueryError as ex:
             raise AnsibleActionFail(str(ex)) from ex
         try:
-            answer = run_host(self, self.OPERATION, self.MODULE, dict(args, _async_dir=async_dir(self)), task_vars or {})
+            answer = run_host(self, self.OPERATION, dict(args, _async_dir=async_dir(self)), task_vars or {})
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return self.result(result, args, answer)

@@ -91,6 +91,10 @@ def _warn_about_action(action: ActionBase, module_name: str) -> None:
         )
 
 
+# The internal modules that run the host operations where the lean runner cannot.
+_START_MODULE = "detached.jobs.async_wrapper"
+_OPERATION_MODULE = "detached.jobs.host_operation"
+
 _PKG = ids.HOST_PACKAGE
 # The host code the lean runner sends (see _ids.HOST_FILES).
 _HOST_CODE = ids.host_files("runner")
@@ -192,7 +196,7 @@ def _interpreter(action: ActionBase, task_vars: dict) -> tuple[list[str], dict]:
     known = getattr(action, "_detached_jobs_interpreter", None)
     if known is not None:
         return known
-    built = _configure_module(action, "detached.jobs.async_wrapper", {}, task_vars)
+    built = _configure_module(action, _START_MODULE, {}, task_vars)
     shebang = built[0].shebang if len(built) == 2 else built[1]
     facts = {}
     if getattr(action, "_discovered_interpreter_key", None):
@@ -237,11 +241,19 @@ def _json_part(text: str) -> str:
     raise ValueError("no JSON object in the output")
 
 
-def run_host(action: ActionBase, op: str, module: str, args: dict, task_vars: dict, deadline: float | None = None, what: str = "the host") -> dict:
+def _run_module(action: ActionBase, op: str, args: dict, task_vars: dict) -> dict:
+    """The operation as a module (AnsiballZ): start as async_wrapper, the others as host_operation,
+    whose argument spec takes every operation's parameters (internal options included) under params."""
+    if op == "start":
+        return action._execute_module(module_name=_START_MODULE, module_args=dict(args), task_vars=task_vars)
+    return action._execute_module(module_name=_OPERATION_MODULE, module_args={"operation": op, "params": dict(args)}, task_vars=task_vars)
+
+
+def run_host(action: ActionBase, op: str, args: dict, task_vars: dict, deadline: float | None = None, what: str = "the host") -> dict:
     """Run a host-side operation of the collection; retry dropped connections until deadline (monotonic).
 
     The lean path pipes the host code to the module interpreter in one round trip; where that
-    is not possible the same operation runs as the collection's module (AnsiballZ).
+    is not possible the same operation runs as the collection's internal module (AnsiballZ).
     """
     attempt = 0
     while True:
@@ -249,7 +261,7 @@ def run_host(action: ActionBase, op: str, module: str, args: dict, task_vars: di
             if _lean_path_ok(action):
                 result = _run_lean(action, op, args, task_vars)
             else:
-                result = action._execute_module(module_name=module, module_args=dict(args), task_vars=task_vars)
+                result = _run_module(action, op, args, task_vars)
         except AnsibleConnectionFailure as ex:
             result = {"unreachable": True, "msg": str(ex)}
         if not result.get("unreachable"):

@@ -26,7 +26,6 @@ if t.TYPE_CHECKING:
 
 display = Display()
 
-_MODULE = "detached.jobs.wait"
 MISSING = "missing"
 
 
@@ -97,7 +96,7 @@ class Waiter:
             args["_tail"] = tail
         args.update(extra)
         self.calls += 1
-        result = run_host(self.action, "wait", _MODULE, args, self.task_vars, deadline=deadline, what=self.host)
+        result = run_host(self.action, "wait", args, self.task_vars, deadline=deadline, what=self.host)
         if result.get("unreachable"):
             raise _Unreachable(str(result.get("msg", "unreachable")))
         if result.get("failed"):

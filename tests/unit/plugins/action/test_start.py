@@ -135,7 +135,7 @@ def _sent(**args: t.Any) -> list[dict]:
     with mock.patch.object(start, "run_host", return_value=answer) as run_host, mock.patch.object(start, "async_dir", return_value="/x"):
         result = _action(**args).run(task_vars={})
     assert not result.get("failed"), result
-    return list(run_host.call_args.args[3]["jobs"])
+    return list(run_host.call_args.args[2]["jobs"])
 
 
 def _needed(row: opts.Option) -> dict[str, t.Any]:

@@ -17,9 +17,9 @@ import yaml
 
 from ansible_collections.detached.jobs.plugins.action import start as start_action
 from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
-from ansible_collections.detached.jobs.plugins.module_utils import _entry, _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
+from ansible_collections.detached.jobs.plugins.module_utils import _pyzcache, _specs
 from ansible_collections.detached.jobs.plugins.module_utils import _supervisor as sup
 from ansible_collections.detached.jobs.plugins.plugin_utils import _remote
 
@@ -117,13 +117,13 @@ def test_a_disagreement_is_found() -> None:
 
 
 def test_the_argument_specs_are_the_tables() -> None:
-    assert _entry.JOB_SPEC == opts.host_spec()
-    assert _entry.SPECS["start"]["jobs"]["options"] is _entry.JOB_SPEC
+    assert _specs.JOB_SPEC == opts.host_spec()
+    assert _specs.SPECS["start"]["jobs"]["options"] is _specs.JOB_SPEC
     assert start_action._JOB_OPTIONS == opts.task_spec()
     assert start_action.ARGUMENT_SPEC["jobs"]["options"] == opts.task_spec()
     assert {key: start_action.ARGUMENT_SPEC[key].get("default") for key in ("poll", "cleanup")} == {"poll": 0, "cleanup": False}
     # Every option the action passes on is one the host takes.
-    assert set(start_action._PASSED) <= set(_entry.JOB_SPEC)
+    assert set(start_action._PASSED) <= set(_specs.JOB_SPEC)
     assert opts.host_spec()["timeout"] == {"type": "int", "default": 0}
     assert opts.host_spec()["output_limit"] == {"type": "int"}  # none: the supervisor's default
     assert opts.host_spec()["payload"] == {"type": "str", "no_log": True}

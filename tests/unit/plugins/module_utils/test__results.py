@@ -15,6 +15,7 @@ import typing as t
 import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+from ansible_collections.detached.jobs.plugins.module_utils import _options
 from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 
 
@@ -28,8 +29,8 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[None]:
     time.tzset()
 
 
-def test_imports_only_the_standard_library_and_ids() -> None:
-    """The controller may import _results (the back-off formula): it must pull nothing of the host's engine."""
+def test_imports_only_the_standard_library_ids_and_options() -> None:
+    """Pure functions: they pull nothing of the host's engine (no store, no processes)."""
     with open(res.__file__, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     ours = [
@@ -38,7 +39,7 @@ def test_imports_only_the_standard_library_and_ids() -> None:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ansible_collections")
         for alias in node.names
     ]
-    assert ours == ["_ids"]
+    assert ours == ["_ids", "_options"]
     others = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert others <= {"datetime", "json", "signal"}
 
@@ -58,7 +59,7 @@ def test_imports_only_the_standard_library_and_ids() -> None:
     ],
 )
 def test_retry_delay(attempt: int, delay: float, backoff: float, max_delay: float, expected: float) -> None:
-    assert res.retry_delay(attempt, delay, backoff, max_delay) == expected
+    assert _options.retry_delay(attempt, delay, backoff, max_delay) == expected
 
 
 OPTS = {"retries": 3, "retry_delay": 5, "backoff": 2, "retry_max_delay": 0, "retry_on_timeout": False, "total_timeout": 0}

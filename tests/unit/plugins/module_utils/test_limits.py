@@ -137,7 +137,7 @@ def test_start_takes_every_limit_at_its_bound() -> None:
         queue_timeout=top,
     )
     assert not result.get("failed"), result
-    (spec,) = run_host.call_args.args[3]["jobs"]
+    (spec,) = run_host.call_args.args[2]["jobs"]
     assert (spec["timeout"], spec["retries"], spec["backoff"], spec["output_limit"]) == (top, ids.MAX_COUNT, ids.MAX_COUNT, ids.MAX_OUTPUT_LIMIT)
     ctl.JobSpec(spec)  # and the host takes what the action sends
 

@@ -183,10 +183,10 @@ def test_slot_queue_order(tmp_path_factory: t.Any, ops: list, limit: int) -> Non
     attempt=st.integers(1, 60),
 )
 def test_retry_delays_grow_and_stay_under_the_maximum(delay: float, backoff: float, max_delay: float, attempt: int) -> None:
-    from ansible_collections.detached.jobs.plugins.module_utils import _results as res
+    from ansible_collections.detached.jobs.plugins.module_utils import _options
 
-    now = res.retry_delay(attempt, delay, backoff, max_delay)
-    after = res.retry_delay(attempt + 1, delay, backoff, max_delay)
+    now = _options.retry_delay(attempt, delay, backoff, max_delay)
+    after = _options.retry_delay(attempt + 1, delay, backoff, max_delay)
     assert 0 <= now <= after
     if max_delay:
         assert now <= max_delay

@@ -16,7 +16,10 @@ from types import ModuleType
 
 import pytest
 
-from ansible_collections.detached.jobs.plugins.modules import async_status, async_wrapper, job_info, prune, wait
+from ansible_collections.detached.jobs.plugins.modules import async_wrapper, host_operation
+
+# The host sides of these actions are operations of the internal module host_operation.
+async_status, wait, job_info, prune = "status", "wait", "job_info", "prune"
 
 
 class _Exit(Exception):
@@ -38,8 +41,11 @@ def _defaults(spec: dict, given: dict) -> dict:
     return params
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, module: ModuleType, check_mode: bool = False, **given: t.Any) -> _Exit:
-    """Run module.main() with the given options; the _Exit it ends with."""
+def _run(monkeypatch: pytest.MonkeyPatch, module: ModuleType | str, check_mode: bool = False, **given: t.Any) -> _Exit:
+    """Run module.main() with the given options (for an operation name: host_operation's main() with
+    that operation and the given options as its params); the _Exit it ends with."""
+    if isinstance(module, str):
+        module, given = host_operation, {"operation": module, "params": given}
 
     class FakeModule:
         def __init__(self, argument_spec: dict, supports_check_mode: bool = False, **kwargs: t.Any) -> None:
@@ -155,3 +161,12 @@ def test_job_info_and_prune_modules(monkeypatch: pytest.MonkeyPatch, tmp_path: t
         assert os.path.exists(os.path.join(async_dir, running))
     finally:
         _run(monkeypatch, async_status, jid=running, mode="kill", _async_dir=async_dir)
+
+
+def test_host_operation_checks_the_params_against_the_operations_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: t.Any) -> None:
+    async_dir = str(tmp_path / "jobs")
+    unknown = _run(monkeypatch, host_operation, operation="wait", params={"_jids": [], "bogus": 1, "_async_dir": async_dir})
+    assert unknown.failed and "bogus" in unknown.result["msg"] and "wait" in unknown.result["msg"]
+    wrong = _run(monkeypatch, host_operation, operation="status", params={"jid": "j1.2", "tail": "many", "_async_dir": async_dir})
+    assert wrong.failed and "tail" in wrong.result["msg"]
+    assert not os.path.exists(async_dir)

@@ -29,3 +29,17 @@ def test_discovery_facts_are_kept_with_the_interpreter() -> None:
         action = types.SimpleNamespace(_discovered_interpreter_key="discovered_interpreter_python", _discovered_interpreter="/usr/bin/python3")
         assert _remote._interpreter(action, {}) == (["/usr/bin/python3"], {"discovered_interpreter_python": "/usr/bin/python3"})
         assert _remote._interpreter(action, {})[1] == {"discovered_interpreter_python": "/usr/bin/python3"}
+
+
+def test_without_the_lean_runner_the_operations_run_as_the_internal_modules() -> None:
+    """start runs as async_wrapper; the other operations as host_operation, their internal options inside params."""
+    action = mock.MagicMock()
+    action._execute_module.return_value = {"changed": False}
+    with mock.patch.object(_remote, "_lean_path_ok", return_value=False):
+        assert _remote.run_host(action, "wait", {"_jids": ["j1.2"], "_async_dir": "/x"}, {}) == {"changed": False}
+        _remote.run_host(action, "start", {"jobs": [], "async_dir": "/x"}, {})
+    first, second = action._execute_module.call_args_list
+    assert first.kwargs["module_name"] == "detached.jobs.host_operation"
+    assert first.kwargs["module_args"] == {"operation": "wait", "params": {"_jids": ["j1.2"], "_async_dir": "/x"}}
+    assert second.kwargs["module_name"] == "detached.jobs.async_wrapper"
+    assert second.kwargs["module_args"] == {"jobs": [], "async_dir": "/x"}
