@@ -208,6 +208,7 @@ items() {
   echo "integration any integration .venv - --allow-disabled"
   echo "integration-core2.21 any cell_host_python - 2.21"
   echo "integration-core2.19-py3.8 any cell_host_python 3.8 main ${controller_targets[*]} ${host_targets[*]}"
+  echo "lint any lint"
   for v in $(core_versions); do
     case $v in
       2.16) echo "integration-core$v-py3.10 any cell_host_python 3.10 $v ${controller_targets[*]} ${pattern_targets[*]}" ;;
@@ -219,7 +220,6 @@ items() {
   # ansible-core's own async targets with keyword mode on: one early, one late (they take turns).
   echo "keyword-core2.19 any cell_keyword_core main"
   echo "sanity-core2.21 any on_core 2.21 sanity"
-  echo "lint any lint"
   echo "sanity any sanity"
   echo "unit-core2.21 any on_core 2.21 unit"
   echo "lint-core2.21 any on_core 2.21 lint"
