@@ -54,25 +54,24 @@ PRUNE_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
-class QueryError(ValueError):
-    """A bad filter value; the message names it."""
+QueryError = ids.QueryError  # (its home is _ids, with the other errors; the job_info and prune actions import it from here)
 
 
 def parse_age(value: object, option: str = "age") -> float:
     """Seconds from an age: a number of seconds (int, float or numeric string) or a number with a unit s, m, h, d."""
     if isinstance(value, bool) or value is None:
-        raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
         m = _AGE_RE.match(value)
         if not m:
-            raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+            raise ids.QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
         seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
     else:
-        raise QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
     return seconds
 
 
@@ -81,7 +80,7 @@ def _count(value: object, option: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise QueryError(f"invalid {option} {value!r}: a whole number, 0 or more")
+        raise ids.QueryError(f"invalid {option} {value!r}: a whole number, 0 or more")
     return value
 
 
@@ -89,14 +88,14 @@ def _validate_jids(jids: t.Iterable[object]) -> set[str]:
     try:
         return {ids.validate_jid(jid) for jid in jids}
     except ids.InvalidJobId as ex:
-        raise QueryError(str(ex)) from ex
+        raise ids.QueryError(str(ex)) from ex
 
 
 def _validate_states(states: t.Iterable[object], allowed: tuple[str, ...], option: str = "states") -> set[str]:
     found = set()
     for state in states:
         if state not in allowed:
-            raise QueryError(f"invalid {option} value {state!r}: choose from {', '.join(allowed)}")
+            raise ids.QueryError(f"invalid {option} value {state!r}: choose from {', '.join(allowed)}")
         found.add(str(state))
     return found
 
@@ -222,10 +221,6 @@ def read_jobs(store: js.JobStore, persist: bool, jids: set[str] | None = None) -
     return jobs, orphans, tmps
 
 
-def _fail(msg: str, **extra: t.Any) -> dict:
-    return dict(extra, failed=True, msg=msg)
-
-
 def job_info(params: dict, check_mode: bool = False) -> dict:
     """List jobs (the job_info module): params names, states, jids, older_than, newer_than, details, _async_dir.
 
@@ -242,8 +237,8 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or js.TAIL_BYTES
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
-    except (QueryError, ids.JobError) as ex:
-        return _fail(str(ex), jobs=[], count=0)
+    except ids.Error as ex:
+        return ids.failure(ex, jobs=[], count=0)
     selected = []
     for job in jobs:
         age = job.age(job.started_at)
@@ -282,8 +277,8 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         result["async_dir"] = store.path
         jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
-    except (QueryError, ids.JobError) as ex:
-        return _fail(str(ex), **result)
+    except ids.Error as ex:
+        return ids.failure(ex, **result)
     remover = _Remover(store, check_mode)
     _prune_jobs(jobs, older, states, names, remover, result)
     if not names:
@@ -293,7 +288,7 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         _prune_slots(store, remover, result)
     result["changed"] = bool(result["files"])
     if remover.errors:
-        return _fail(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", **result)
+        return ids.failure(ids.Error(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", ids.IO), **result)
     return result
 
 
