@@ -337,5 +337,3 @@ def _running_by_name(store: js.JobStore, name: str) -> dict | None:
     except ids.JobNotFound:
         return None
     return None if current["finished"] else current
-
-

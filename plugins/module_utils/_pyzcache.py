@@ -154,5 +154,3 @@ def _write_cached(cache: str, path: str, data: bytes) -> None:
             sp.atomic_write(path, data, "the supervisor's cache")
     except (OSError, _ids.JobError):
         pass
-
-
