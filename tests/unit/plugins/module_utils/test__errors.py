@@ -45,7 +45,7 @@ def store(tmp_path: t.Any) -> js.JobStore:
         (ids.KeywordError, ids.INVALID),
     ],
 )
-def test_each_error_kind_has_its_reason(cls: type, reason: str) -> None:
+def test_each_error_kind_has_its_reason(cls: type[ids.Error], reason: str) -> None:
     assert cls.reason == reason and reason in ids.REASONS
     ex = cls("what went wrong")
     assert ex.reason == reason and str(ex) == "what went wrong"
