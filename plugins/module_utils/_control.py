@@ -19,10 +19,6 @@ from ansible_collections.detached.jobs.plugins.module_utils import _options as o
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
 
-class LaunchError(_ids.JobError):
-    pass
-
-
 class JobSpec:
     """One job to launch, as the async_wrapper module received it."""
 
@@ -62,7 +58,7 @@ class JobSpec:
             value = getattr(self, key, None)
             problem = None if key in ("output_limit", "poll") and value is None else opts.limit_problem(key, value)
             if problem:
-                raise LaunchError(f"job {self.label}: invalid {key} {value!r}: {problem}")
+                raise _ids.LaunchError(f"job {self.label}: invalid {key} {value!r}: {problem}")
 
     @property
     def label(self) -> str:

@@ -80,33 +80,102 @@ _MITOGEN_JID_RE = re.compile(r"\A[0-9a-f]{16}\Z")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}\Z")
 
 
-class JobError(Exception):
+# Why an operation or a job failed, as a short fixed word: a failed result carries it as "reason"
+# (and wait's per-job errors in "reasons"), so that callers decide by it, never by a message's words.
+NOT_FOUND = "not_found"  # no such job (no status file), no job of that name, no job directory
+CORRUPT = "corrupt"  # a job file that cannot be read as this collection wrote it
+UNSAFE = "unsafe"  # a job directory or file another user could change (refused)
+NOT_KILLABLE = "not_killable"  # a running job this collection cannot stop safely
+INVALID = "invalid"  # a bad value given: a job id, a name, an option, a filter, a command line
+LAUNCH = "launch"  # a job that could not be started
+SPAWN = "spawn"  # a job's program that could not be executed
+STILL_RUNNING = "still_running"  # an operation refused because the job still runs (a cleanup)
+IO = "io"  # a file operation of the host that failed (a full disk, a permission)
+ERROR = "error"  # anything else
+REASONS = (NOT_FOUND, CORRUPT, UNSAFE, NOT_KILLABLE, INVALID, LAUNCH, SPAWN, STILL_RUNNING, IO, ERROR)
+
+
+class Error(Exception):
+    """An error of the collection's host code: the message says what and names the thing involved,
+    `reason` says which kind (one of REASONS): a class attribute, which an instance may override."""
+
+    reason = ERROR
+
+    def __init__(self, msg: str = "", reason: str | None = None) -> None:
+        super().__init__(msg)
+        if reason is not None:
+            self.reason = reason
+
+
+class JobError(Error):
     """A problem with a job or its files; the message names the thing involved."""
 
 
 class InvalidJobId(JobError):
-    pass
+    reason = INVALID
 
 
 class InvalidName(JobError):
-    pass
+    reason = INVALID
 
 
 class JobNotFound(JobError):
-    pass
+    reason = NOT_FOUND
 
 
 class CorruptJob(JobError):
-    pass
+    reason = CORRUPT
 
 
 class UnsafePath(CorruptJob):
     """A job directory, or a file or directory in it, that another user could change (see
     _safepath.private_problem); the message names it and why. (A job whose file is refused reads as corrupt.)"""
 
+    reason = UNSAFE
+
 
 class NotKillable(JobError):
     """A running job this collection cannot stop safely (started by another engine); it goes on."""
+
+    reason = NOT_KILLABLE
+
+
+class LaunchError(JobError):
+    """A job that could not be started (a bad option, no payload, its supervisor failed)."""
+
+    reason = LAUNCH
+
+
+class SpawnError(Error):
+    """A job's process could not start: its program could not be executed (the message says why).
+    (Not a JobError: the supervisor reports it as the job's own failure, see _supervisor.)"""
+
+    reason = SPAWN
+
+
+class QueryError(Error, ValueError):
+    """A bad filter value of job_info or prune; the message names it."""
+
+    reason = INVALID
+
+
+class KeywordError(Error):
+    """Keyword mode's wrapper could not start the job (its command line, the module to run)."""
+
+    reason = INVALID
+
+
+def reason_of(ex: BaseException) -> str:
+    """The reason of an error: its own for the collection's errors, IO for an OSError, else ERROR."""
+    reason = getattr(ex, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return IO if isinstance(ex, OSError) else ERROR
+
+
+def failure(ex: BaseException, **extra: t.Any) -> dict:
+    """The one place an escaped error becomes a failed result: extra, then failed, msg and reason."""
+    return dict(extra, failed=True, msg=str(ex), reason=reason_of(ex))
 
 
 def is_jid(value: object) -> bool:

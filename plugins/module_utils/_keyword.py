@@ -29,12 +29,8 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 
 USAGE = "usage: async_wrapper <jid> <time_limit> [<preserve_tmp>] <module_path> <args>...: it is run by the async keyword, not by hand"
 
-
+# ansible-core's async_status words for a job it has no file of (a job not found: reason ids.NOT_FOUND).
 NOT_FOUND = "could not find job"
-
-
-class KeywordError(Exception):
-    pass
 
 
 class Invocation:
@@ -42,12 +38,12 @@ class Invocation:
 
     def __init__(self, argv: list[str]) -> None:
         if len(argv) < 4:
-            raise KeywordError(USAGE)
+            raise ids.KeywordError(USAGE)
         self.jid_base = argv[0]
         try:
             self.limit = int(argv[1])
         except ValueError:
-            raise KeywordError(f"the time limit must be a whole number of seconds, got {argv[1]!r}") from None
+            raise ids.KeywordError(f"the time limit must be a whole number of seconds, got {argv[1]!r}") from None
         self.args_path: str | None = None
         self.interpreter: list[str] | None = None
         if argv[2] in ("true", "false"):
@@ -56,12 +52,12 @@ class Invocation:
             self.module_path = argv[3]
             command = argv[4:]
             if self.module_path not in command:
-                raise KeywordError(f"cannot run {command!r}: the module {self.module_path} is not in its command line")
+                raise ids.KeywordError(f"cannot run {command!r}: the module {self.module_path} is not in its command line")
             at = command.index(self.module_path)
             self.interpreter = command[:at]
             rest = command[at + 1 :]
             if len(rest) > 1:
-                raise KeywordError(f"cannot run {command!r}: more than one argument after the module")
+                raise ids.KeywordError(f"cannot run {command!r}: more than one argument after the module")
             self.args_path = rest[0] if rest else None
         else:
             self.module_path = argv[2]
@@ -81,7 +77,7 @@ class Invocation:
         """The job to launch: the module file (and its arguments file) become the job's payload."""
         if self.limit > ids.MAX_SECONDS:
             # Refused before anything starts (and, in launch, the task's tmp dir removed): the supervisor could not arm it.
-            raise KeywordError(f"invalid async {self.limit}: at most {ids.MAX_SECONDS} seconds (10 years)")
+            raise ids.KeywordError(f"invalid async {self.limit}: at most {ids.MAX_SECONDS} seconds (10 years)")
         try:
             with open(self.module_path, "rb") as f:
                 payload = f.read()
@@ -90,7 +86,7 @@ class Invocation:
                 with open(self.args_path, "rb") as f:
                     args_data = f.read().decode("utf-8", errors="surrogateescape")
         except OSError as ex:
-            raise KeywordError(f"cannot read the module to run: {ex}") from ex
+            raise ids.KeywordError(f"cannot read the module to run: {ex}", ids.IO) from ex
         interpreter = self.interpreter
         if interpreter is None:
             interpreter = _shebang(payload)
@@ -150,14 +146,14 @@ def launch(argv: list[str], environ: t.Mapping[str, str]) -> dict:
         store = js.JobStore(async_dir, create=True)
         result = _launch.start(store, [inv.job_spec()])[0]
         if result.get("failed"):
-            raise KeywordError(str(result.get("msg")))
-    except (KeywordError, ids.JobError) as ex:
+            raise ids.KeywordError(str(result.get("msg")), str(result.get("reason") or ids.LAUNCH))
+    except (ids.KeywordError, ids.JobError) as ex:
         # No job will remove the task's tmp dir: do it here, as ansible-core's wrapper would.
         if not inv.preserve_tmp:
             import shutil
 
             shutil.rmtree(os.path.dirname(inv.module_path), ignore_errors=True)
-        raise KeywordError(str(ex)) from ex
+        raise ids.KeywordError(str(ex), ex.reason) from ex
     return start_answer(inv, store.job_path(inv.jid), result.get("detached"))
 
 
@@ -187,8 +183,8 @@ def wrapper_main() -> None:
     try:
         answer = launch(sys.argv[1:], os.environ)
         code = 0
-    except (KeywordError, ids.JobError) as ex:
-        answer = {"failed": True, "msg": f"detached.jobs keyword mode: {ex}"}
+    except (ids.KeywordError, ids.JobError) as ex:
+        answer = ids.failure(ids.KeywordError(f"detached.jobs keyword mode: {ex}", ex.reason))
         code = 1
     # The wrapper is no AnsibleModule (it takes no module arguments): it answers as ansible-core's does.
     print(json.dumps(answer))  # pylint: disable=ansible-bad-function
@@ -210,7 +206,7 @@ def status_main(module_class: t.Any) -> None:
     result = _ops.status(module.params, module.check_mode)
     if result.get("failed"):
         msg = str(result.get("msg", ""))
-        if msg.startswith(NOT_FOUND):
+        if result.get("reason") == ids.NOT_FOUND:
             # ansible-core's words, which playbooks compare with; the collection's explanation beside them.
             result.update(msg=NOT_FOUND, detail=msg)
         module.fail_json(**result)

@@ -59,7 +59,7 @@ def _prepare(store: js.JobStore, spec: _control.JobSpec, jid: str) -> tuple[list
         if spec.mode == "command":
             return list(spec.argv or []), written, None
         if not spec.payload:
-            raise _control.LaunchError(f"job {spec.label}: neither a module payload nor a command was given")
+            raise ids.LaunchError(f"job {spec.label}: neither a module payload nor a command was given")
         payload_path = store.extra_path(jid, "payload")
         mode = 0o700 if spec.style == "binary" else 0o600
         payload = base64.b64decode(spec.payload)
@@ -105,7 +105,7 @@ def _prepare_supervisor(store: js.JobStore, spec: _control.JobSpec, python: str)
     """Write a job's files and take its place in its slot's queue; the supervisor is started by _spawn."""
     jid = spec.jid or _new_jid(store)
     if spec.jid and store.exists(jid):
-        raise _control.LaunchError(f"job {jid} ({spec.label}): a job of this id exists already in {store.path}; it is left as it is")
+        raise ids.LaunchError(f"job {jid} ({spec.label}): a job of this id exists already in {store.path}; it is left as it is")
     argv, written, payload = _prepare(store, spec, jid)
     pyz = store.extra_path(jid, "pyz")
     ticket = None
@@ -119,7 +119,7 @@ def _prepare_supervisor(store: js.JobStore, spec: _control.JobSpec, python: str)
     except (OSError, ids.JobError) as ex:
         for path in written:
             sp.unlink_quiet(path)
-        raise _control.LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
+        raise ids.LaunchError(f"job {jid} ({spec.label}): cannot start its supervisor: {ex}") from ex
     sup_spec = {
         "async_dir": store.path,
         "jid": jid,
@@ -227,7 +227,7 @@ def launch(store: js.JobStore, specs: list[_control.JobSpec], python: str | None
         try:
             job = _prepare_supervisor(store, spec, python)
         except ids.JobError as ex:
-            pending.append({"failed": True, "msg": str(ex), "started": False, "finished": True})
+            pending.append(ids.failure(ex, started=False, finished=True))
             continue
         pending.append(job)
         if job.modlib is not None:
@@ -246,7 +246,7 @@ def launch(store: js.JobStore, specs: list[_control.JobSpec], python: str | None
         if isinstance(p, dict):
             results.append(p)
         elif p.error:
-            results.append({"failed": True, "msg": p.error, "ansible_job_id": p.jid, "started": False, "finished": True})
+            results.append(ids.failure(ids.LaunchError(p.error), ansible_job_id=p.jid, started=False, finished=True))
         else:
             # Report the launch, not the job's outcome: a job that already ended (a fast failure)
             # must not fail the start; its result is read with status or wait.
@@ -276,15 +276,11 @@ def start(store: js.JobStore, specs: list[_control.JobSpec], python: str | None 
             elif spec.if_running == "attach":
                 results[i] = dict(current, attached=True, changed=False)
             elif spec.if_running == "fail":
-                results[i] = dict(
-                    failed=True,
-                    started=False,
-                    finished=True,
-                    attached=False,
-                    changed=False,
-                    msg=f"job name {spec.name!r} is already {current['detached'].get('state') or 'running'} as {current['ansible_job_id']} "
-                    f"(pid {current['detached'].get('pid')}); use if_running=attach to return it or if_running=restart to replace it",
+                msg = (
+                    f"job name {spec.name!r} is already {current['detached'].get('state') or 'running'} as {current['ansible_job_id']} "
+                    f"(pid {current['detached'].get('pid')}); use if_running=attach to return it or if_running=restart to replace it"
                 )
+                results[i] = ids.failure(ids.LaunchError(msg, ids.STILL_RUNNING), started=False, finished=True, attached=False, changed=False)
             elif check_mode:
                 results[i] = dict(_would_start(spec), restarted=current["ansible_job_id"], attached=False, changed=True)
             else:
@@ -313,7 +309,7 @@ def _stop_unnamed(store: js.JobStore, jid: str, ex: Exception) -> dict:
     except ids.JobError as kill_ex:
         state = f"unknown ({kill_ex})"
     msg = f"{ex}; job {jid} was started but could not be named, so it was stopped (its final state: {state})"
-    return {"failed": True, "msg": msg, "ansible_job_id": jid, "started": False, "finished": True}
+    return ids.failure(ids.LaunchError(msg, ids.reason_of(ex)), ansible_job_id=jid, started=False, finished=True)
 
 
 class _NoLock:

@@ -18,17 +18,9 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils._ids import BECOME_HINT, REMOVED_HINT, missing_msg
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import typing as t
-
 _TICK = 0.05
 _LIVENESS_EVERY = 1.0
 _MISSING_GRACE = 2.0
-
-
-def _fail(msg: str, **extra: t.Any) -> dict:
-    return dict(extra, failed=True, msg=msg)
 
 
 def start(params: dict, check_mode: bool = False) -> dict:
@@ -38,7 +30,7 @@ def start(params: dict, check_mode: bool = False) -> dict:
         specs = [_control.JobSpec(job) for job in params["jobs"]]
         results = _launch.start(store, specs, check_mode=check_mode)
     except ids.JobError as ex:
-        return _fail(str(ex))
+        return ids.failure(ex)
     return {"changed": any(r.get("changed") for r in results), "jobs": results, "async_dir": store.path}
 
 
@@ -78,11 +70,11 @@ def status(params: dict, check_mode: bool = False) -> dict:
             result["tail"] = _control.tail(store, jid, job, int(params["tail"]), _tail_bytes(params))
         return result
     except ids.JobNotFound as ex:
-        return _fail(missing_msg(jid, path) if path else f"could not find job: {ex}", **fail)
+        return ids.failure(ids.JobNotFound(missing_msg(jid, path) if path else f"could not find job: {ex}"), **fail)
     except ids.NotKillable as ex:
-        return _fail(str(ex), ansible_job_id=jid, started=True, finished=False)
+        return ids.failure(ex, ansible_job_id=jid, started=True, finished=False)
     except ids.JobError as ex:
-        return _fail(str(ex), **fail)
+        return ids.failure(ex, **fail)
 
 
 def _tail_bytes(params: dict) -> int:
@@ -101,7 +93,8 @@ def _refuse_running(store: js.JobStore, jid: str) -> None:
         state = (job.get("detached") or {}).get("state") or ids.RUNNING
         raise ids.JobError(
             f"job {jid} is still {state}; a cleanup would delete its output and free its name while it runs, so its files are "
-            "kept: kill it first (mode=kill, or wait with on_timeout=kill), then clean it up"
+            "kept: kill it first (mode=kill, or wait with on_timeout=kill), then clean it up",
+            ids.STILL_RUNNING,
         )
 
 
@@ -134,8 +127,12 @@ def _running_view(view: dict) -> dict:
     return {k: view[k] for k in keep if k in view}
 
 
-def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, until: str = "any") -> tuple[dict, dict]:
+def long_poll(
+    store: js.JobStore, jids: list[str], block: float, persist: bool, until: str = "any", reasons: dict[str, str] | None = None
+) -> tuple[dict, dict]:
     """Read every job until the controller has something to act on, or block seconds pass; return (views, errors).
+
+    errors: {jid: message}; reasons, if given, gets {jid: reason} for the same jobs (see _ids.REASONS).
 
     until: "any" returns as soon as one job finishes (or cannot be read); "bad" as soon as one
     ends other than succeeded (or cannot be read), or all have ended; "all" once every job has
@@ -148,6 +145,7 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
     seen: dict[str, int | None] = {}
     views: dict[str, dict] = {}
     errors: dict[str, str] = {}
+    reasons = {} if reasons is None else reasons
     last_liveness = start_
     first = True
     while True:
@@ -172,11 +170,11 @@ def long_poll(store: js.JobStore, jids: list[str], block: float, persist: bool, 
                     waiting_for_missing = True
                     seen.pop(jid, None)
                     continue
-                errors[jid] = missing_msg(jid, store.job_path(jid))
+                errors[jid], reasons[jid] = missing_msg(jid, store.job_path(jid)), ids.NOT_FOUND
                 changed = bad = True
                 continue
             except ids.JobError as ex:
-                errors[jid] = str(ex)
+                errors[jid], reasons[jid] = str(ex), ex.reason
                 changed = bad = True
                 continue
             if view["finished"]:
@@ -212,38 +210,46 @@ def wait(params: dict, check_mode: bool = False) -> dict:
 
     With _mode kill, the wait's on_timeout, fail_fast and timeout say why (see kill_reason).
     The answer's "missing" lists the job ids that have no status file (their "errors" say so).
+    "errors" ({job id or name: message}) has its "reasons" beside it ({job id or name: reason}, see _ids.REASONS).
     """
     try:
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
     except ids.JobError as ex:  # (a job directory another user could change: refused, saying why)
-        return _fail(str(ex))
+        return ids.failure(ex)
     errors: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+
+    def error(key: str, ex: ids.Error) -> None:
+        errors[key], reasons[key] = str(ex), ex.reason
+
     jids: list[str] = []
     for jid in params.get("_jids") or []:
         try:
             jids.append(ids.validate_jid(jid))
         except ids.JobError as ex:
-            errors[str(jid)] = str(ex)
+            error(str(jid), ex)
     resolved: dict[str, str | None] = {}
     for name in params.get("names") or []:
         try:
             found = store.name_get(name)
         except ids.JobError as ex:
-            errors[name] = str(ex)
+            error(name, ex)
             continue
         resolved[name] = found
         if found is None:
-            errors[name] = f"no job named {name!r} in {store.path}: {REMOVED_HINT.replace('it was', 'its job was')}{BECOME_HINT}"
+            error(name, ids.JobNotFound(f"no job named {name!r} in {store.path}: {REMOVED_HINT.replace('it was', 'its job was')}{BECOME_HINT}"))
         elif found not in jids:
             jids.append(found)
-    result = {"changed": False, "errors": errors, "names": resolved, "async_dir": store.path}
+    result = {"changed": False, "errors": errors, "reasons": reasons, "names": resolved, "async_dir": store.path}
     mode = params.get("_mode") or "wait"
     if mode == "wait":
         # Nothing to watch (only names that name no job): answer at once.
         block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
-        views, errs = long_poll(store, jids, block, persist=not check_mode, until=str(params.get("_until") or "any"))
+        polled: dict[str, str] = {}
+        views, errs = long_poll(store, jids, block, persist=not check_mode, until=str(params.get("_until") or "any"), reasons=polled)
         errors.update(errs)
-        result["missing"] = [jid for jid, msg in errs.items() if msg == missing_msg(jid, store.job_path(jid))]
+        reasons.update(polled)
+        result["missing"] = [jid for jid in errs if polled.get(jid) == ids.NOT_FOUND]
         lines = int(params.get("_tail") or 0)
         if lines:
             # The wait's progress display: the last line of each job still going (a few stat and read calls).
@@ -269,7 +275,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
             else:
                 view = _control.status(store, jid, persist=not check_mode)
                 if not view["finished"]:
-                    errors[jid] = f"job {jid} is still running; its files are kept"
+                    error(jid, ids.JobError(f"job {jid} is still running; its files are kept", ids.STILL_RUNNING))
                     continue
                 stopped = None if check_mode else _stop_leftovers(store, jid)
                 removed = store.files_of(jid) if check_mode else store.remove(jid)
@@ -278,7 +284,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                     views[jid]["stopped"] = stopped
                 changed = changed or bool(removed)
         except ids.JobError as ex:
-            errors[jid] = str(ex)
+            error(jid, ex)
     return dict(result, changed=changed, jobs=views)
 
 
@@ -286,12 +292,18 @@ OPERATIONS = {"start": start, "status": status, "wait": wait}
 
 
 def run(op: str, params: dict, check_mode: bool = False) -> dict:
-    """Entry point of the lean runner: one operation, its result as a dict."""
-    if op in ("job_info", "prune"):
-        # Imported here: starting and waiting, the frequent operations, do not need it.
-        from ansible_collections.detached.jobs.plugins.module_utils import _query
+    """Entry point of the lean runner and of the modules: one operation, its result as a dict.
 
-        return _query.job_info(params, check_mode) if op == "job_info" else _query.prune(params, check_mode)
-    if op not in OPERATIONS:
-        return _fail(f"unknown operation {op!r}")
-    return OPERATIONS[op](params, check_mode)
+    An error of the host code that escapes the operation becomes its failed result here (ids.failure).
+    """
+    try:
+        if op in ("job_info", "prune"):
+            # Imported here: starting and waiting, the frequent operations, do not need it.
+            from ansible_collections.detached.jobs.plugins.module_utils import _query
+
+            return _query.job_info(params, check_mode) if op == "job_info" else _query.prune(params, check_mode)
+        if op not in OPERATIONS:
+            raise ids.Error(f"unknown operation {op!r}", ids.INVALID)
+        return OPERATIONS[op](params, check_mode)
+    except ids.Error as ex:
+        return ids.failure(ex)

@@ -16,6 +16,8 @@ import signal
 import sys
 import time
 
+from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
+
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
 if TYPE_CHECKING:
     import typing as t
@@ -250,10 +252,6 @@ def signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
-class SpawnError(Exception):
-    """A job's process could not start: its program could not be executed (the message says why)."""
-
-
 def fork_job(argv: list, out_fd: int, err_fd: int, env: dict, chdir: str | None, keep_fd: int | None, run: t.Callable[[], None] | None) -> int:
     """Fork a job's process and return its pid: in a process group of its own, signals at their
     defaults, stdin /dev/null, stdout and stderr to out_fd and err_fd, env added to its
@@ -296,7 +294,7 @@ def fork_job(argv: list, out_fd: int, err_fd: int, env: dict, chdir: str | None,
     os.close(r)
     if chunks:
         os.waitpid(pid, 0)
-        raise SpawnError(f"cannot start {argv[0]!r}: {b''.join(chunks).decode('utf-8', errors='replace')}")
+        raise ids.SpawnError(f"cannot start {argv[0]!r}: {b''.join(chunks).decode('utf-8', errors='replace')}")
     return pid
 
 

@@ -21,7 +21,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
-from ansible_collections.detached.jobs.plugins.module_utils._specs import CORRUPT, INFO_STATES, PRUNE_STATES, QueryError, parse_age
+from ansible_collections.detached.jobs.plugins.module_utils._specs import CORRUPT, INFO_STATES, PRUNE_STATES, parse_age
 
 # Temporary files of atomic writes and the files of a job being launched exist without a
 # status file for a moment (a launch gives up after 60 s): whatever the requested age, such
@@ -35,7 +35,7 @@ def _count(value: object, option: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise QueryError(f"invalid {option} {value!r}: a whole number, 0 or more")
+        raise ids.QueryError(f"invalid {option} {value!r}: a whole number, 0 or more")
     return value
 
 
@@ -43,14 +43,14 @@ def _validate_jids(jids: t.Iterable[object]) -> set[str]:
     try:
         return {ids.validate_jid(jid) for jid in jids}
     except ids.InvalidJobId as ex:
-        raise QueryError(str(ex)) from ex
+        raise ids.QueryError(str(ex)) from ex
 
 
 def _validate_states(states: t.Iterable[object], allowed: tuple[str, ...], option: str = "states") -> set[str]:
     found = set()
     for state in states:
         if state not in allowed:
-            raise QueryError(f"invalid {option} value {state!r}: choose from {', '.join(allowed)}")
+            raise ids.QueryError(f"invalid {option} value {state!r}: choose from {', '.join(allowed)}")
         found.add(str(state))
     return found
 
@@ -176,10 +176,6 @@ def read_jobs(store: js.JobStore, persist: bool, jids: set[str] | None = None) -
     return jobs, orphans, tmps
 
 
-def _fail(msg: str, **extra: t.Any) -> dict:
-    return dict(extra, failed=True, msg=msg)
-
-
 def job_info(params: dict, check_mode: bool = False) -> dict:
     """List jobs (the job_info module): params names, states, jids, older_than, newer_than, details, _async_dir.
 
@@ -196,8 +192,8 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
         tail_bytes = _count(params.get("tail_bytes"), "tail_bytes") or ids.TAIL_BYTES
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         jobs = read_jobs(store, persist=not check_mode, jids=jids)[0]
-    except (QueryError, ids.JobError) as ex:
-        return _fail(str(ex), jobs=[], count=0)
+    except ids.Error as ex:
+        return ids.failure(ex, jobs=[], count=0)
     selected = []
     for job in jobs:
         age = job.age(job.started_at)
@@ -236,8 +232,8 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
         result["async_dir"] = store.path
         jobs, orphans, tmps = read_jobs(store, persist=not check_mode)
-    except (QueryError, ids.JobError) as ex:
-        return _fail(str(ex), **result)
+    except ids.Error as ex:
+        return ids.failure(ex, **result)
     remover = _Remover(store, check_mode)
     _prune_jobs(jobs, older, states, names, remover, result)
     if not names:
@@ -247,7 +243,7 @@ def prune(params: dict, check_mode: bool = False) -> dict:
         _prune_slots(store, remover, result)
     result["changed"] = bool(result["files"])
     if remover.errors:
-        return _fail(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", **result)
+        return ids.failure(ids.Error(f"could not remove every file of the pruned jobs: {'; '.join(remover.errors)}", ids.IO), **result)
     return result
 
 

@@ -35,25 +35,21 @@ _AGE_RE = re.compile(r"\A\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*\Z", re
 _AGE_HELP = "use seconds (90) or a number with a unit s, m, h or d (30s, 15m, 2h, 7d)"
 
 
-class QueryError(ValueError):
-    """A bad filter value; the message names it."""
-
-
 def parse_age(value: object, option: str = "age") -> float:
     """Seconds from an age: a number of seconds (int, float or numeric string) or a number with a unit s, m, h, d."""
     if isinstance(value, bool) or value is None:
-        raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
         m = _AGE_RE.match(value)
         if not m:
-            raise QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
+            raise ids.QueryError(f"invalid {option} {value!r}: {_AGE_HELP}")
         seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
     else:
-        raise QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r} (a {type(value).__name__}): {_AGE_HELP}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
+        raise ids.QueryError(f"invalid {option} {value!r}: an age is 0 or more; {_AGE_HELP}")
     return seconds
 
 

@@ -387,7 +387,7 @@ class Supervisor:
                 self._spawn_attempt()
             else:
                 self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, ids.QUEUED))
-        except (ids.JobError, proc.SpawnError, OSError, KeyError, ValueError) as ex:
+        except (ids.JobError, ids.SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
             self._leave_queue()
@@ -413,7 +413,7 @@ class Supervisor:
                     return 0
                 self._spawn_attempt()
             self._attempts()
-        except (ids.JobError, proc.SpawnError, OSError) as ex:
+        except (ids.JobError, ids.SpawnError, OSError) as ex:
             # (A full disk when a queued job's turn came, most often.) Its process, if it started, is stopped.
             if self.child and self.child_status is None:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
@@ -448,7 +448,7 @@ class Supervisor:
                 break
             try:
                 self._spawn_attempt()
-            except proc.SpawnError as ex:
+            except ids.SpawnError as ex:
                 ended = time.time()
                 result = {"msg": f"attempt {len(self.attempts) + 1} could not start: {ex}"}
                 state = ids.FAILED

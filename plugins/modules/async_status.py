@@ -124,6 +124,15 @@ tail:
   type: dict
   sample: {"stdout": ["step 3 of 6", "step 4 of 6"], "stderr": [], "stdout_bytes": 48, "stderr_bytes": 0, "last_line": "step 4 of 6", "source": "files"}
   version_added: 1.1.0
+reason:
+  description:
+    - When the task fails, why, as a fixed word to test instead of the text of C(msg) -
+      V(not_found) (no status file), V(corrupt), V(unsafe), V(invalid) (a bad job id), V(not_killable),
+      V(still_running) (a cleanup of a running job) or V(error).
+  returned: when the task failed
+  type: str
+  sample: not_found
+  version_added: 1.1.0
 job_failed:
   description: With O(mode=kill), whether the job itself ended as failed (a killed job did). The task itself fails only when the kill did not work.
   returned: when O(mode=kill)

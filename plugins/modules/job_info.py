@@ -257,6 +257,14 @@ count:
   returned: always
   type: int
   sample: 3
+reason:
+  description:
+    - When the task fails, why, as a fixed word to test instead of the text of C(msg) -
+      V(not_found) (no job directory), V(unsafe), V(invalid) or V(error).
+  returned: when the task failed
+  type: str
+  sample: not_found
+  version_added: 1.1.0
 async_dir:
   description: The job directory that was listed.
   returned: success

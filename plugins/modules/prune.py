@@ -108,6 +108,14 @@ kept_running:
   returned: always
   type: int
   sample: 2
+reason:
+  description:
+    - When the task fails, why, as a fixed word to test instead of the text of C(msg) -
+      V(not_found) (no job directory), V(unsafe), V(invalid), V(io) (files that could not be removed) or V(error).
+  returned: when the task failed
+  type: str
+  sample: not_found
+  version_added: 1.1.0
 async_dir:
   description: The job directory that was pruned.
   returned: success

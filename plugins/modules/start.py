@@ -419,6 +419,15 @@ attached:
   description: Whether an already running job of the same O(name) was returned instead of starting one.
   returned: when one job is started
   type: bool
+reason:
+  description:
+    - When a job could not be started (also in each entry of RV(jobs)), why, as a fixed word to test
+      instead of the message's text - V(launch), V(invalid), V(still_running) (O(if_running=fail) found
+      the name running), V(unsafe), V(corrupt), V(io) or V(error).
+  returned: when the job, or the task, failed
+  type: str
+  sample: still_running
+  version_added: 1.1.0
 async_dir:
   description: The job directory, as configured (the host expands C(~)).
   returned: when one job is started

@@ -212,6 +212,15 @@ jobs:
       description: Whether the job did not succeed.
       returned: when the job finished
       type: bool
+    reason:
+      description:
+        - For a job that could not be read (RV(jobs[].detached.state=missing)), why, as a fixed word to test instead
+          of the message's text - V(not_found) (no status file, or a name that names no job), V(corrupt), V(unsafe),
+          V(invalid) (a bad job id or name), V(not_killable), V(still_running) or V(error).
+      returned: when the job could not be read
+      type: str
+      sample: not_found
+      version_added: 1.1.0
     detached:
       description: The collection's metadata about the job.
       returned: always

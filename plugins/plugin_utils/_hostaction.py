@@ -10,7 +10,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.detached.jobs.plugins.module_utils._specs import QueryError, parse_age
+from ansible_collections.detached.jobs.plugins.module_utils._ids import QueryError
+from ansible_collections.detached.jobs.plugins.module_utils._specs import parse_age
 from ansible_collections.detached.jobs.plugins.plugin_utils._remote import async_dir, run_host
 
 

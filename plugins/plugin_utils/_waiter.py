@@ -80,6 +80,8 @@ class Waiter:
         self.host = task_vars.get("inventory_hostname", "?")
         self.views: dict[str, dict] = {}
         self.errors: dict[str, str] = {}
+        # Why, beside each error (see _ids.REASONS): what the wait decides by, never the message's words.
+        self.reasons: dict[str, str] = {}
         self.remote_dir: str | None = None
         # The job ids the host found no status file for.
         self.missing: set[str] = set()
@@ -111,6 +113,7 @@ class Waiter:
         for i, ref in enumerate(self.refs):
             if ref.error:
                 self.errors[f"input {i}"] = ref.error
+                self.reasons[f"input {i}"] = ids.INVALID
         state = _State(self.refs, self.names)
         if self.progress_interval:
             self._progress_next = started + self.progress_interval
@@ -167,6 +170,7 @@ class Waiter:
                 state.pending.append(jid)
                 state.labels.setdefault(jid, name)
         state.names = []
+        self.reasons.update(res.get("reasons") or {})
         for key, msg in (res.get("errors") or {}).items():
             self.errors[key] = msg
             if key in state.pending:
@@ -234,6 +238,7 @@ class Waiter:
         for jid, view in (res.get("jobs") or {}).items():
             self.views[jid] = view
             killed.append(jid)
+        self.reasons.update(res.get("reasons") or {})
         for key, msg in (res.get("errors") or {}).items():
             self.errors[key] = msg
         return killed
@@ -267,7 +272,9 @@ class Waiter:
                 view = None  # the last read failed (a damaged status file): report why, not the last state seen
             if view is None:
                 msg = self._missing_msg(jid) or self.errors.get(jid, "no status was read before the wait ended") + self._dir_hint(jid)
-                view = {"ansible_job_id": jid, "started": False, "finished": False, "failed": True, "msg": msg, "detached": {"state": MISSING}}
+                reason = ids.NOT_FOUND if jid in self.missing else self.reasons.get(jid, ids.ERROR)
+                view = {"ansible_job_id": jid, "started": False, "finished": False, "failed": True, "msg": msg, "reason": reason,
+                        "detached": {"state": MISSING}}
             else:
                 view = dict(view)
             state = ids.state_of(view) if view.get("detached", {}).get("state") != MISSING else MISSING
@@ -286,13 +293,13 @@ class Waiter:
                     problems.append(f"{what}: {state}: {str(view.get('msg') or '').strip()[: 600 if state == MISSING else 300]}")
         for key, msg in self.errors.items():
             if key not in order:
-                msg += self._dir_hint(None) if "no job named" in msg or "could not find" in msg else ""
+                msg += self._dir_hint(None) if self.reasons.get(key) == ids.NOT_FOUND else ""
                 problems.append(msg)
                 counts[MISSING] = counts.get(MISSING, 0) + (0 if key == "connection" else 1)
                 if key in self.names:
                     # A name that names no job still gets its entry, in the order given.
                     jobs.append({"ansible_job_id": None, "label": key, "started": False, "finished": False, "failed": True,
-                                 "msg": msg, "detached": {"state": MISSING, "name": key}})
+                                 "msg": msg, "reason": self.reasons.get(key, ids.ERROR), "detached": {"state": MISSING, "name": key}})
         n = len(jobs)
         head = f"{n} job{'s' if n != 1 else ''}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         if timed_out:

@@ -80,7 +80,7 @@ def test_new_command_line(task_tmp: Path) -> None:
     ],
 )
 def test_bad_command_lines(argv: list[str], words: str) -> None:
-    with pytest.raises(ids.JobError if argv[0] == "x;rm" else kw.KeywordError, match=words.replace(";", ".")):
+    with pytest.raises(ids.JobError if argv[0] == "x;rm" else ids.KeywordError, match=words.replace(";", ".")):
         kw.Invocation(argv)
 
 
@@ -146,7 +146,7 @@ def test_start_answer_without_a_record_is_ansible_cores() -> None:
 
 
 def test_launch_of_a_missing_module_names_it(tmp_path: Path, live_store: js.JobStore) -> None:
-    with pytest.raises(kw.KeywordError, match="cannot read the module to run: .*nowhere"):
+    with pytest.raises(ids.KeywordError, match="cannot read the module to run: .*nowhere"):
         kw.launch(["j9", "5", str(tmp_path / "nowhere" / "AnsiballZ_x.py"), "_"], {"ANSIBLE_ASYNC_DIR": live_store.path})
 
 

@@ -50,7 +50,7 @@ def test_parse_age(value: object, seconds: float) -> None:
     ["", "  ", "abc", "10x", "-5", -5, -0.5, "1h30m", "s", "5 hours", "1e3", "nan", "inf", None, True, False, [], {}, float("nan"), float("inf")],
 )
 def test_parse_age_rejects(value: object) -> None:
-    with pytest.raises(q.QueryError) as err:
+    with pytest.raises(_ids.QueryError) as err:
         q.parse_age(value, "older_than")
     msg = str(err.value)
     assert "older_than" in msg

@@ -269,7 +269,7 @@ def test_keyword_async_minus_one_runs_the_job_to_its_end(task_tmp: Path, store: 
 
 @pytest.mark.parametrize("limit", [str(ids.MAX_SECONDS + 1), "99999999999999999999"])
 def test_keyword_async_above_the_bound_is_refused_before_anything_starts(limit: str, task_tmp: Path, store: js.JobStore) -> None:
-    with pytest.raises(kw.KeywordError, match=f"invalid async {limit}: at most 315360000 seconds \\(10 years\\)"):
+    with pytest.raises(ids.KeywordError, match=f"invalid async {limit}: at most 315360000 seconds \\(10 years\\)"):
         kw.launch(["j10", limit, str(task_tmp / "AnsiballZ_nap.py"), "_"], {"ANSIBLE_ASYNC_DIR": store.path})
     assert status_jids(store) == []
     assert not task_tmp.exists(), "no job will remove the task's tmp dir: the wrapper does"
