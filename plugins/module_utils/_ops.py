@@ -18,6 +18,10 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils._ids import BECOME_HINT, REMOVED_HINT, missing_msg
 
+TYPE_CHECKING = False  # typing is not imported at run time (the host code stays lean)
+if TYPE_CHECKING:
+    import typing as t
+
 _TICK = 0.05
 _LIVENESS_EVERY = 1.0
 _MISSING_GRACE = 2.0
@@ -222,6 +226,33 @@ def wait(params: dict, check_mode: bool = False) -> dict:
     def error(key: str, ex: ids.Error) -> None:
         errors[key], reasons[key] = str(ex), ex.reason
 
+    jids, resolved = _wait_refs(store, params, error)
+    result = {"changed": False, "errors": errors, "reasons": reasons, "names": resolved, "async_dir": store.path}
+    mode = params.get("_mode") or "wait"
+    if mode != "wait":
+        changed, views = _kill_or_clean(store, jids, mode, params, check_mode, error)
+        return dict(result, changed=changed, jobs=views)
+    # Nothing to watch (only names that name no job): answer at once.
+    block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
+    polled: dict[str, str] = {}
+    views, errs = long_poll(store, jids, block, persist=not check_mode, until=str(params.get("_until") or "any"), reasons=polled)
+    errors.update(errs)
+    reasons.update(polled)
+    result["missing"] = [jid for jid in errs if polled.get(jid) == ids.NOT_FOUND]
+    lines = int(params.get("_tail") or 0)
+    if lines:
+        # The wait's progress display: the last line of each job still going (a few stat and read calls).
+        for jid, view in views.items():
+            if not view.get("finished"):
+                try:
+                    view["tail"] = _control.tail(store, jid, view, lines, _tail_bytes(params))
+                except ids.JobError as ex:
+                    view["tail"] = {"error": str(ex)}
+    return dict(result, jobs=views)
+
+
+def _wait_refs(store: js.JobStore, params: dict, error: t.Callable[[str, ids.Error], None]) -> tuple[list[str], dict[str, str | None]]:
+    """The job ids a wait is about (its _jids, then the jobs its names name), and what each name resolved to; error(key, ex) records the bad ones."""
     jids: list[str] = []
     for jid in params.get("_jids") or []:
         try:
@@ -240,27 +271,14 @@ def wait(params: dict, check_mode: bool = False) -> dict:
             error(name, ids.JobNotFound(f"no job named {name!r} in {store.path}: {REMOVED_HINT.replace('it was', 'its job was')}{BECOME_HINT}"))
         elif found not in jids:
             jids.append(found)
-    result = {"changed": False, "errors": errors, "reasons": reasons, "names": resolved, "async_dir": store.path}
-    mode = params.get("_mode") or "wait"
-    if mode == "wait":
-        # Nothing to watch (only names that name no job): answer at once.
-        block = 0.0 if check_mode or not jids else float(params.get("_block") or 0)
-        polled: dict[str, str] = {}
-        views, errs = long_poll(store, jids, block, persist=not check_mode, until=str(params.get("_until") or "any"), reasons=polled)
-        errors.update(errs)
-        reasons.update(polled)
-        result["missing"] = [jid for jid in errs if polled.get(jid) == ids.NOT_FOUND]
-        lines = int(params.get("_tail") or 0)
-        if lines:
-            # The wait's progress display: the last line of each job still going (a few stat and read calls).
-            for jid, view in views.items():
-                if not view.get("finished"):
-                    try:
-                        view["tail"] = _control.tail(store, jid, view, lines, _tail_bytes(params))
-                    except ids.JobError as ex:
-                        view["tail"] = {"error": str(ex)}
-        return dict(result, jobs=views)
-    views = {}
+    return jids, resolved
+
+
+def _kill_or_clean(
+    store: js.JobStore, jids: list[str], mode: str, params: dict, check_mode: bool, error: t.Callable[[str, ids.Error], None]
+) -> tuple[bool, dict[str, dict]]:
+    """A wait's _mode kill or cleanup of jids: (changed, {job id: view}); error(key, ex) records what failed."""
+    views: dict[str, dict] = {}
     changed = False
     reason = kill_reason(params)
     for jid in jids:
@@ -285,7 +303,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                 changed = changed or bool(removed)
         except ids.JobError as ex:
             error(jid, ex)
-    return dict(result, changed=changed, jobs=views)
+    return changed, views
 
 
 OPERATIONS = {"start": start, "status": status, "wait": wait}
