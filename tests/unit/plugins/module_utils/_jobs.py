@@ -13,8 +13,8 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 
 
-def wait_done(store: js.JobStore, jid: str, timeout: float = 30.0) -> dict:
-    """The job's final record, once its supervisor has exited too."""
+def wait_done(store: js.JobStore, jid: str, timeout: float = 120.0) -> dict:
+    """The job's final record, once its supervisor has exited too (the bound is for a starved machine: it returns as soon as it is so)."""
     deadline = time.monotonic() + timeout
     while True:
         view = ctl.status(store, jid)

@@ -185,7 +185,12 @@ def test_module_jobs_of_one_batch_keep_their_slot_order(live_store: js.JobStore,
     """
     text = payload(zip_b64(module=module))
     jids = start(live_store, [module_spec(text, slot="one", slot_limit=1), module_spec(text, slot="one", slot_limit=1)])
-    first = ctl.status(live_store, jids[0])
+    # The first one runs once its supervisor took the slot (a moment after the start on a starved
+    # machine): wait for that, not for a time.
+    deadline = time.monotonic() + 120
+    while (first := ctl.status(live_store, jids[0]))["detached"]["state"] == ids.QUEUED:
+        assert time.monotonic() < deadline, f"the first job never left the queue: {first}"
+        time.sleep(0.05)
     second = ctl.status(live_store, jids[1])
     assert first["detached"]["state"] == ids.RUNNING and second["detached"]["state"] == ids.QUEUED
     # Each supervisor (and the job's process) holds its own place in the queue, not the other's.

@@ -84,7 +84,10 @@ def test_kill_reason(params: dict, reason: str | None) -> None:
 
 
 def test_a_wait_kill_at_its_timeout_is_recorded_as_such(live_store: js.JobStore) -> None:
-    (started,) = _launch.start(live_store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 2})])
+    # grace 60: the kill gives the supervisor grace + 5 s to record the kill itself (else the kill
+    # records it, "its supervisor did not handle it"); sleep ends at the SIGTERM, so it takes no longer
+    # (a starved machine once took more than the 7 s of grace 2).
+    (started,) = _launch.start(live_store, [ctl.JobSpec({"argv": ["sleep", "300"], "grace": 60})])
     jid = started["ansible_job_id"]
     res = ops.wait({"_jids": [jid], "_mode": "kill", "_async_dir": live_store.path, "on_timeout": "kill", "timeout": 7})
     assert res["changed"] is True and not res["errors"]
