@@ -141,7 +141,16 @@ integration() {
     target=(--controller "origin:python=$py" --target "controller:python=$hostpy@$interp"); tag+=-py$hostpy
   fi
   local dest; dest=$(at_copy "$tag")
-  (cd "$dest" && PATH="$root/$venv/bin:$PATH" own_pids ansible-test integration "${target[@]}" --color no "$@")
+  (cd "$dest" && PATH="$root/$venv/bin:$PATH" own_pids ansible-test integration "${target[@]}" --color no "$@") 2>&1 | stamp_targets
+  return "${PIPESTATUS[0]}"
+}
+# stamp_targets: the output as it is, with the time in front of each "Running TARGET ..." line of
+# ansible-test, so that a log tells how long each target took.
+stamp_targets() {
+  local line
+  while IFS= read -r line; do
+    case $line in "Running "*" integration test "*) printf '%(%H:%M:%S)T %s\n' -1 "$line" ;; *) printf '%s\n' "$line" ;; esac
+  done
 }
 # own_pids COMMAND...: COMMAND in a PID namespace of its own (as root, where unshare can): the
 # integration runs that go on at the same time (the stage and the matrix cells) then cannot see,
