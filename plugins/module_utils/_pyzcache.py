@@ -128,12 +128,12 @@ def _read_cached(path: str) -> bytes | None:
     try:
         if sp.private_problem(os.lstat(os.path.dirname(path)), want_dir=True) is not None:
             return None
-        fd = os.open(path, sp.READ_FLAGS)
-    except OSError:
+        fd = sp.open_private(path, "the supervisor's cache")
+    except (OSError, _ids.JobError):  # (a cache that is not ours and private is not used: it is rebuilt)
+        return None
+    if fd is None:
         return None
     try:
-        if sp.private_problem(os.fstat(fd), want_dir=False) is not None:
-            return None
         with os.fdopen(fd, "rb") as f:
             fd = -1
             data = f.read()
