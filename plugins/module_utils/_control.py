@@ -17,6 +17,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 
 
 class JobSpec:
@@ -71,14 +72,14 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
     Raises JobNotFound / CorruptJob / InvalidJobId from the store.
     """
     record = store.read(jid)
-    if _ids.is_finished(record) or not js.is_ours(record):
-        return js.view(jid, store.job_path(jid), record)
+    if _ids.is_finished(record) or not rec.is_ours(record):
+        return rec.view(jid, store.job_path(jid), record)
     meta = record["detached"]
     if proc.is_alive(meta.get("pid"), meta.get("pid_start"), meta.get("boot_id")):
-        return js.view(jid, store.job_path(jid), record)
+        return rec.view(jid, store.job_path(jid), record)
     record = store.read(jid)  # it may have finished in the meantime
     if _ids.is_finished(record):
-        return js.view(jid, store.job_path(jid), record)
+        return rec.view(jid, store.job_path(jid), record)
     now = time.time()
     meta = dict(record["detached"])
     started = meta.get("started_at") or now
@@ -90,14 +91,14 @@ def status(store: js.JobStore, jid: str, persist: bool = True) -> dict:
         msg += f"; it was waiting to start attempt {int(meta.get('attempt') or 0) + 1}, which will not run (the attempts so far are in detached.attempts)"
     if child_alive(meta):
         msg += f"; its process {meta.get('child_pid')} is still running unsupervised: kill it with mode=kill"
-    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.VANISHED)
+    record = rec.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.VANISHED)
     if persist:
         try:
             store.write(jid, record)
         except _ids.JobError as ex:
             # (A full disk.) The verdict stands; the next reader reaches it again and records it.
             record["msg"] = f"{msg}; this could not be recorded in its status file: {ex}"
-    return js.view(jid, store.job_path(jid), record)
+    return rec.view(jid, store.job_path(jid), record)
 
 
 def tail(store: js.JobStore, jid: str, view: dict, lines: int, max_bytes: int = _ids.TAIL_BYTES) -> dict:
@@ -151,9 +152,9 @@ def kill(store: js.JobStore, jid: str, wait: float | None = None, reason: str | 
 
 def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) -> tuple[dict, bool]:
     record = store.read(jid)
-    if not js.is_ours(record):
+    if not rec.is_ours(record):
         if _ids.is_finished(record):
-            return js.view(jid, store.job_path(jid), record), False
+            return rec.view(jid, store.job_path(jid), record), False
         if _ids.is_mitogen_jid(jid):
             raise _ids.NotKillable(
                 f"job {jid}: started by Mitogen's async (strategy mitogen_*), which records a bare process id ({record.get('pid')!r}) "
@@ -167,7 +168,7 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
     meta = dict(record["detached"])
     grace = float(meta.get("grace") or opts.OPTIONS["grace"].default)
     if _ids.is_finished(record) and not (meta.get("state") == _ids.VANISHED and (child_alive(meta) or proc.marked(jid))):
-        return js.view(jid, store.job_path(jid), record), False
+        return rec.view(jid, store.job_path(jid), record), False
     pid = meta.get("pid")
     boot = meta.get("boot_id")
     if isinstance(pid, int) and not _ids.is_finished(record) and proc.is_alive(pid, meta.get("pid_start"), boot):
@@ -182,7 +183,7 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
         while time.monotonic() < deadline:
             record = store.read(jid)
             if _ids.is_finished(record):
-                return js.view(jid, store.job_path(jid), record), True
+                return rec.view(jid, store.job_path(jid), record), True
             time.sleep(0.05)
         # The supervisor did not answer: stop it, then the job, here.
         try:
@@ -199,9 +200,9 @@ def _kill(store: js.JobStore, jid: str, wait: float | None, reason: str | None) 
     meta.update(ended_at=now, elapsed=round(now - (meta.get("started_at") or now), 3), rc=None, signal=None)
     meta.setdefault("files", {})
     msg = f"the job was killed {reason or 'on request'} (its supervisor did not handle it)"
-    record = js.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.KILLED)
+    record = rec.final_record(jid, store.job_path(jid), {"msg": msg}, meta, _ids.KILLED)
     store.write(jid, record)
-    return js.view(jid, store.job_path(jid), record), True
+    return rec.view(jid, store.job_path(jid), record), True
 
 
 def _refuse_unproven(jid: str, what: str, pid: object, start: object, boot: object) -> None:

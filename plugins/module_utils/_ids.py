@@ -33,6 +33,7 @@ HOST_FILES = (
     ("_ids", "supervisor runner keyword"),
     ("_options", "supervisor runner keyword"),
     ("_safepath", "supervisor runner keyword"),
+    ("_records", "supervisor runner keyword"),
     ("_jobstore", "supervisor runner keyword"),
     ("_slots", "supervisor runner keyword"),
     ("_tmpdirs", "supervisor runner keyword"),

@@ -2,11 +2,12 @@
 # Copyright (c) detached.jobs contributors
 """The job directory and its status files. Private to the detached.jobs collection.
 
-This is the only code that knows the file format (see docs/architecture.md): the records and
-their shapes, paths and their containment, writes, reads, listing, the name index and the
-directory lock. The rules for job ids, names, states and errors are in _ids (the controller
-shares them); whether a file is safe to use, and how one is written, in _safepath; the slot
-queues in _slots; a module attempt's temporary directory in _tmpdirs. Standard library only, Python 3.8+.
+This is the only code that knows the job directory's files (see docs/architecture.md): paths
+and their containment, writes, reads, listing, the name index and the directory lock; what a
+status record holds (its shapes, is_ours, a reader's view) is _records'. The rules for job ids,
+names, states and errors are in _ids (the controller shares them); whether a file is safe to use,
+and how one is written, in _safepath; the slot queues in _slots; a module attempt's temporary
+directory in _tmpdirs. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _safepath as 
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs
 from ansible_collections.detached.jobs.plugins.module_utils._ids import (
     DEFAULT_ASYNC_DIR,
-    FINAL_STATES,
     JID_PATTERN,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
     TAIL_BYTES,
     CorruptJob,
     InvalidJobId,
@@ -33,7 +30,6 @@ from ansible_collections.detached.jobs.plugins.module_utils._ids import (
     is_finished,
     is_jid,
     is_name,
-    state_of,
     validate_jid,
     validate_name,
 )
@@ -43,8 +39,6 @@ if TYPE_CHECKING:
     import typing as t
 
     Record = t.Dict[str, t.Any]
-
-FORMAT_VERSION = 1
 
 # '<jid>.<anything>': a job's extra files; '.<jid or name>.<pid>.<ns>.tmp': an atomic write's temporary file.
 _EXTRA_RE = re.compile(r"\A(" + JID_PATTERN + r")\.[^/]+\Z")
@@ -59,57 +53,6 @@ _KILL_REASON_MAX = 512
 NAMES_DIR = ".names"
 LOCK_FILE = ".lock"
 _MAX_STATUS_BYTES = 256 * 1024 * 1024
-
-
-def running_record(jid: str, results_file: str, meta: Record, state: str = RUNNING) -> Record:
-    """The status of a job that has not ended: running, or queued for a slot."""
-    if state not in (RUNNING, QUEUED):
-        raise ValueError(f"not a state of an unfinished job: {state!r}")
-    meta = dict(meta, version=FORMAT_VERSION, state=state)
-    return {"started": True, "finished": False, "ansible_job_id": jid, "results_file": results_file, "detached": meta}
-
-
-def final_record(jid: str, results_file: str, result: Record, meta: Record, state: str) -> Record:
-    if state not in FINAL_STATES:
-        raise ValueError(f"not a final state: {state!r}")
-    record = dict(result)
-    for key in ("started", "finished", "ansible_job_id", "results_file", "detached"):
-        record.pop(key, None)
-    if state != SUCCEEDED:
-        record["failed"] = True
-    record.update(
-        started=True,
-        finished=True,
-        ansible_job_id=jid,
-        results_file=results_file,
-        detached=dict(meta, version=FORMAT_VERSION, state=state),
-    )
-    return record
-
-
-def is_ours(record: Record) -> bool:
-    """Whether a record (or a view of one) was written by this collection: the one test of it. A
-    record of ansible-core's async_wrapper or Mitogen's has no "detached" object with a version."""
-    meta = record.get("detached")
-    return isinstance(meta, dict) and meta.get("version") is not None and not meta.get("foreign")
-
-
-def view(jid: str, path: str, record: Record) -> Record:
-    """A status as readers return it: builtin-compatible keys always present, a 'detached' object always present.
-
-    Records written by ansible-core's async_wrapper get a synthesized 'detached' object (liveness unknown).
-    """
-    out = dict(record)
-    out.setdefault("ansible_job_id", jid)
-    out.setdefault("results_file", path)
-    finished = is_finished(record)
-    out["started"] = True
-    out["finished"] = finished
-    meta = record.get("detached")
-    if not isinstance(meta, dict):
-        meta = {"version": None, "state": state_of(record), "name": None, "module": None, "foreign": True}
-        out["detached"] = meta
-    return out
 
 
 def tail_lines(data: bytes, lines: int, cut: bool = False) -> list[str]:

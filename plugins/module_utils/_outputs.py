@@ -14,6 +14,7 @@ import os
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 
 
@@ -71,7 +72,7 @@ def attempt_tail(store: js.JobStore, jid: str, mode: str, result: dict) -> dict:
 
 def write_final(store: js.JobStore, jid: str, path: str, result: dict, state: str, meta: dict, keep: dict) -> None:
     """Record the job's end, then remove its files but the output files kept (keep: suffix -> path)."""
-    record = js.final_record(jid, path, result, meta, state)
+    record = rec.final_record(jid, path, result, meta, state)
     try:
         store.write(jid, record)
     except ids.JobError as ex:
@@ -83,7 +84,7 @@ def write_final(store: js.JobStore, jid: str, path: str, result: dict, state: st
             store.write(jid, record)
         except ids.JobError:
             kept = {s: p for s in res.STREAMS for p in [store.extra_path(jid, s)] if os.path.exists(p)}
-            small = js.final_record(jid, path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), ids.FAILED)
+            small = rec.final_record(jid, path, {"msg": f"could not record the job's result: {ex}"}, dict(meta, files=kept), ids.FAILED)
             try:
                 store.write(jid, small)
             except ids.JobError:

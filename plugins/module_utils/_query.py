@@ -5,9 +5,8 @@
 Job summaries, filters, and the two host-side operations ``job_info`` and ``prune`` as plain
 functions (parameters in, result dict out), like those of ``_ops``. Their argument specs and the
 parsing of ages (``30s``, ``15m``, ``2h``, ``7d`` or plain seconds) are in ``_specs``, which the
-controller imports too. The file format stays in ``_jobstore``; liveness (vanished detection)
-comes from ``_control.status``.
-Standard library only, Python 3.8+.
+controller imports too. The files stay ``_jobstore``'s, the records' shapes ``_records``';
+liveness (vanished detection) comes from ``_control.status``. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import typing as t
 from ansible_collections.detached.jobs.plugins.module_utils import _control
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 from ansible_collections.detached.jobs.plugins.module_utils._specs import CORRUPT, INFO_STATES, PRUNE_STATES, parse_age
@@ -82,7 +82,7 @@ class Job:
 
     @property
     def ours(self) -> bool:
-        return self.view is not None and js.is_ours(self.view)
+        return self.view is not None and rec.is_ours(self.view)
 
     @property
     def state(self) -> str:

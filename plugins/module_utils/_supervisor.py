@@ -28,6 +28,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 from ansible_collections.detached.jobs.plugins.module_utils import _options as opts
 from ansible_collections.detached.jobs.plugins.module_utils import _outputs as out
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
@@ -329,7 +330,7 @@ class Supervisor:
         self.meta.pop("retry_at", None)
         if self.retries:
             self.meta.update(attempt=len(self.attempts) + 1, attempts=self.attempts, attempt_started_at=self.started)
-        self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
+        self.store.write(self.jid, rec.running_record(self.jid, self.path, self.meta))
         self._arm()
 
     def _arm(self) -> None:
@@ -386,7 +387,7 @@ class Supervisor:
             if self.admitted:
                 self._spawn_attempt()
             else:
-                self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta, ids.QUEUED))
+                self.store.write(self.jid, rec.running_record(self.jid, self.path, self.meta, ids.QUEUED))
         except (ids.JobError, ids.SpawnError, OSError, KeyError, ValueError) as ex:
             if self.child:
                 proc.kill_tree(self.child, root=os.getpid(), grace=0, reap=self._reap)
@@ -439,7 +440,7 @@ class Supervisor:
             if wait is None:
                 break
             self.meta.update(child_pid=self.child, attempt=len(self.attempts), attempts=self.attempts, retry_at=time.time() + wait, deadline=None)
-            self.store.write(self.jid, js.running_record(self.jid, self.path, self.meta))
+            self.store.write(self.jid, rec.running_record(self.jid, self.path, self.meta))
             self._sleep(wait)
             if self.killed:
                 ended = time.time()

@@ -22,6 +22,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as 
 from ansible_collections.detached.jobs.plugins.module_utils import _launch, _pyzcache
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import kill_leftovers, status_jids, wait_done
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -80,7 +81,7 @@ def test_command_job_runs_to_completion(live_store: js.JobStore, tmp_path: t.Any
     assert view["start"] <= view["end"]
     assert view["changed"] is True and "failed" not in view
     meta = view["detached"]
-    assert meta["state"] == ids.SUCCEEDED and meta["version"] == js.FORMAT_VERSION
+    assert meta["state"] == ids.SUCCEEDED and meta["version"] == rec.FORMAT_VERSION
     assert meta["rc"] == 0 and meta["signal"] is None and meta["files"] == {}
     assert meta["ended_at"] >= meta["started_at"] and meta["elapsed"] >= 0
     assert meta["cmd"] == view["cmd"] and meta["module"] is None
@@ -184,14 +185,14 @@ def test_vanished_when_recorded_pid_is_reused_or_another_boot(live_store: js.Job
     jid_a, jid_b = "j100000000001.1", "j100000000002.1"
     me = os.getpid()
     meta = {"name": None, "module": None, "cmd": ["x"], "pid": me, "pid_start": proc.start_time(me), "boot_id": proc.boot_id(), "started_at": time.time()}
-    live_store.write(jid_a, js.running_record(jid_a, live_store.job_path(jid_a), dict(meta, pid_start="1")))
-    live_store.write(jid_b, js.running_record(jid_b, live_store.job_path(jid_b), dict(meta, boot_id="00000000-0000-4000-8000-000000000000")))
+    live_store.write(jid_a, rec.running_record(jid_a, live_store.job_path(jid_a), dict(meta, pid_start="1")))
+    live_store.write(jid_b, rec.running_record(jid_b, live_store.job_path(jid_b), dict(meta, boot_id="00000000-0000-4000-8000-000000000000")))
     for jid in (jid_a, jid_b):
         assert ctl.status(live_store, jid)["detached"]["state"] == ids.VANISHED
         assert raw(live_store, jid)["detached"]["state"] == ids.VANISHED
     # the same record with this process's true identity is running
     jid_c = "j100000000003.1"
-    live_store.write(jid_c, js.running_record(jid_c, live_store.job_path(jid_c), meta))
+    live_store.write(jid_c, rec.running_record(jid_c, live_store.job_path(jid_c), meta))
     assert ctl.status(live_store, jid_c)["detached"]["state"] == ids.RUNNING
     live_store.remove(jid_c)
 

@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import status_jids
@@ -425,7 +426,7 @@ def test_corrupt_status_file(store: js.JobStore, data: bytes, words: str) -> Non
 
 
 def test_truncated_status_file(store: js.JobStore) -> None:
-    store.write(JID, js.running_record(JID, store.job_path(JID), _meta()))
+    store.write(JID, rec.running_record(JID, store.job_path(JID), _meta()))
     with open(store.job_path(JID), "rb") as f:
         data = f.read()
     for cut in (1, len(data) // 2, len(data) - 1):
@@ -439,81 +440,6 @@ def test_read_accepts_non_utf8_bytes_inside_strings(store: js.JobStore) -> None:
     with open(store.job_path(JID), "wb") as f:
         f.write(b'{"stdout": "caf\xe9"}')
     assert store.read(JID)["stdout"] == "caf\udce9"
-
-
-# --- records and states -----------------------------------------------------------
-def test_running_and_final_records(store: js.JobStore) -> None:
-    path = store.job_path(JID)
-    running = js.running_record(JID, path, _meta(name="web"))
-    assert running["started"] is True and running["finished"] is False
-    assert running["ansible_job_id"] == JID and running["results_file"] == path
-    assert running["detached"]["state"] == ids.RUNNING and running["detached"]["version"] == js.FORMAT_VERSION
-    assert ids.state_of(running) == ids.RUNNING and not ids.is_finished(running)
-
-    result = {"rc": 0, "stdout": "hi", "started": "bogus", "ansible_job_id": "bogus", "detached": "bogus"}
-    done = js.final_record(JID, path, result, _meta(), ids.SUCCEEDED)
-    assert done["finished"] is True and done["started"] is True and done["ansible_job_id"] == JID
-    assert "failed" not in done and done["stdout"] == "hi"
-    assert ids.state_of(done) == ids.SUCCEEDED
-    for state in (ids.FAILED, ids.TIMEOUT, ids.KILLED, ids.VANISHED):
-        rec = js.final_record(JID, path, {"rc": 0}, _meta(), state)
-        assert rec["failed"] is True and ids.state_of(rec) == state
-    with pytest.raises(ValueError):
-        js.final_record(JID, path, {}, _meta(), ids.RUNNING)
-
-
-@pytest.mark.parametrize(
-    ("record", "finished", "state"),
-    [
-        # ansible-core's async_wrapper: the running record (booleans; older releases and the task result use ints)
-        ({"started": True, "finished": False, "ansible_job_id": JID}, False, ids.RUNNING),
-        ({"started": 1, "finished": 0, "ansible_job_id": JID}, False, ids.RUNNING),
-        # its timeout record and its failure to run the module, verbatim
-        ({"msg": "Timeout exceeded", "failed": True, "child_pid": 4242}, True, ids.TIMEOUT),
-        ({"failed": True, "cmd": "/x/mod.py", "msg": "Traceback...", "data": "", "stderr": "", "ansible_job_id": JID}, True, ids.FAILED),
-        ({"started": 1, "finished": 0, "ansible_job_id": JID, "results_file": "/x"}, False, ids.RUNNING),
-        # the module's result as written when it finished (no 'started' at all)
-        ({"changed": True, "rc": 0, "stdout": "x"}, True, ids.SUCCEEDED),
-        ({"failed": True, "msg": "boom", "rc": 1}, True, ids.FAILED),
-        # ansible-core's finished markers
-        ({"started": 1, "finished": 1, "ansible_job_id": JID, "rc": 0}, True, ids.SUCCEEDED),
-        ({"started": 1, "finished": 1, "failed": 1, "msg": "Timeout exceeded", "ansible_job_id": JID}, True, ids.TIMEOUT),
-        ({"finished": 1, "failed": True, "msg": "Timeout exceeded (1s)"}, True, ids.TIMEOUT),
-        ({"started": 1, "finished": 1, "failed": 1, "msg": "could not execute"}, True, ids.FAILED),
-        # a damaged 'detached' object falls back to the builtin rules
-        ({"started": True, "finished": False, "detached": {"state": "bogus"}}, False, ids.RUNNING),
-        ({"started": True, "finished": True, "detached": "text"}, True, ids.SUCCEEDED),
-    ],
-)
-def test_builtin_shaped_records(store: js.JobStore, record: dict, finished: bool, state: str) -> None:
-    assert ids.is_finished(record) is finished
-    assert ids.state_of(record) == state
-    store.write(JID, record)
-    out = js.view(JID, store.job_path(JID), store.read(JID))
-    assert out["finished"] is finished and out["started"] is True
-    assert out["ansible_job_id"] == JID
-    assert out["results_file"] == record.get("results_file", store.job_path(JID))
-    if isinstance(record.get("detached"), dict):
-        assert out["detached"] == record["detached"]
-    else:
-        assert out["detached"]["state"] == state
-        assert out["detached"]["foreign"] is True
-        assert out["detached"]["version"] is None
-    for key, value in record.items():
-        if key not in ("started", "finished", "detached"):
-            assert out[key] == value
-
-
-def test_view_of_our_records(store: js.JobStore) -> None:
-    path = store.job_path(JID)
-    running = js.running_record(JID, path, _meta(name="web"))
-    out = js.view(JID, path, running)
-    assert out == running
-    assert out is not running
-    done = js.final_record(JID, path, {"rc": 2, "msg": "non-zero return code"}, _meta(), ids.FAILED)
-    out = js.view(JID, path, done)
-    assert out["detached"]["state"] == ids.FAILED and out["finished"] is True and out["failed"] is True
-    assert "foreign" not in out["detached"]
 
 
 # --- listing, removal, names, lock ------------------------------------------------
@@ -534,7 +460,7 @@ def test_scan(store: js.JobStore) -> None:
 
 def test_remove_returns_every_removed_file(store: js.JobStore) -> None:
     path = store.job_path(JID)
-    store.write(JID, js.final_record(JID, path, {"rc": 0}, _meta(name="web"), ids.SUCCEEDED))
+    store.write(JID, rec.final_record(JID, path, {"rc": 0}, _meta(name="web"), ids.SUCCEEDED))
     extras = [store.extra_path(JID, s) for s in js.SUFFIXES]
     for extra in extras:
         store.create_private(extra, b"x")
@@ -552,8 +478,8 @@ def test_remove_returns_every_removed_file(store: js.JobStore) -> None:
 
 
 def test_remove_keeps_name_of_a_newer_job(store: js.JobStore) -> None:
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(name="web"), ids.SUCCEEDED))
-    store.write(HEX, js.running_record(HEX, store.job_path(HEX), _meta(name="web")))
+    store.write(JID, rec.final_record(JID, store.job_path(JID), {}, _meta(name="web"), ids.SUCCEEDED))
+    store.write(HEX, rec.running_record(HEX, store.job_path(HEX), _meta(name="web")))
     store.name_set("web", HEX)
     assert store.remove(JID) == [store.job_path(JID)]
     assert store.name_get("web") == HEX
@@ -765,7 +691,7 @@ def test_remove_takes_the_module_tmpdir_the_record_names(store: js.JobStore, tmp
     own = tmp_path / tmpdirs.tmpdir_name(JID, 2)
     (own / "ansible_x_payload_abc").mkdir(parents=True)
     (own / "ansible_x_payload_abc" / "payload.zip").write_bytes(b"zip")
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=str(own)), ids.VANISHED))
+    store.write(JID, rec.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=str(own)), ids.VANISHED))
     assert tmpdirs.recorded_tmpdir(JID, store.read(JID)["detached"]) == str(own)
     assert store.remove(JID) == [str(own), store.job_path(JID)]
     assert not own.exists()
@@ -775,7 +701,7 @@ def test_remove_of_a_running_job_leaves_its_module_tmpdir(store: js.JobStore, tm
     """(A cleanup of a job that still runs: its module may still use the directory; its supervisor removes it.)"""
     own = tmp_path / tmpdirs.tmpdir_name(JID, 1)
     own.mkdir()
-    store.write(JID, js.running_record(JID, store.job_path(JID), _meta(tmpdir=str(own))))
+    store.write(JID, rec.running_record(JID, store.job_path(JID), _meta(tmpdir=str(own))))
     assert store.remove(JID) == [store.job_path(JID)]
     assert own.is_dir()
 
@@ -802,7 +728,7 @@ def test_a_recorded_tmpdir_that_is_not_the_jobs_own_is_left_alone(store: js.JobS
         path.write_text("x")
     elif case == "not a string":
         path = ["/tmp"]
-    store.write(JID, js.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=path if isinstance(path, list) else str(path)), ids.VANISHED))
+    store.write(JID, rec.final_record(JID, store.job_path(JID), {}, _meta(tmpdir=path if isinstance(path, list) else str(path)), ids.VANISHED))
     assert tmpdirs.recorded_tmpdir(JID, store.read(JID)["detached"]) is None
     assert store.remove(JID) == [store.job_path(JID)]
     assert (target / "keep").read_text() == "x"

@@ -280,7 +280,7 @@ def test_status_module_runs_from_its_own_file_alone(tmp_path: Path, task_tmp: Pa
     assert probe.returncode != 0, "the collection must not be importable here, else this proves nothing"
     rc, status = run({"jid": jid})
     assert rc == 0, status
-    assert status["finished"] and status["detached"]["state"] == js.SUCCEEDED and status["args"] == "data=pong"
+    assert status["finished"] and status["detached"]["state"] == ids.SUCCEEDED and status["args"] == "data=pong"
     rc, missing = run({"jid": "j1.1"})
     assert rc == 1 and missing["failed"] and missing["msg"] == kw.NOT_FOUND
     rc, cleaned = run({"jid": jid, "mode": "cleanup"})

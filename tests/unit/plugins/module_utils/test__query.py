@@ -16,6 +16,7 @@ from ansible_collections.detached.jobs.plugins.module_utils import _ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _process as proc
 from ansible_collections.detached.jobs.plugins.module_utils import _query as q
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 
 DAY = 86400.0
 
@@ -99,7 +100,7 @@ def _meta(name: str | None = None, pid: int | None = None, started_at: float | N
 def finished(store: js.JobStore, jid: str, state: str = _ids.SUCCEEDED, name: str | None = None, age: float = 0.0, rc: int = 0) -> str:
     ended = time.time() - age
     meta = _meta(name, started_at=ended - 1, ended_at=ended, elapsed=1.0, rc=rc)
-    store.write(jid, js.final_record(jid, store.job_path(jid), {"rc": rc, "stdout": f"out of {jid}", "msg": f"{state} {jid}"}, meta, state))
+    store.write(jid, rec.final_record(jid, store.job_path(jid), {"rc": rc, "stdout": f"out of {jid}", "msg": f"{state} {jid}"}, meta, state))
     if name:
         store.name_set(name, jid)
     return jid
@@ -111,7 +112,7 @@ def running(store: js.JobStore, jid: str, pid: int | None, name: str | None = No
         meta["pid"] = _dead_pid()
     if child is not None:
         meta.update(child_pid=child, child_start=proc.start_time(child))
-    store.write(jid, js.running_record(jid, store.job_path(jid), meta))
+    store.write(jid, rec.running_record(jid, store.job_path(jid), meta))
     if name:
         store.name_set(name, jid)
     return jid

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 
 JID = "j123456789012.4242"
@@ -112,7 +113,7 @@ def test_any_status_file_parses_or_is_corrupt(store: js.JobStore, data: bytes) -
         return
     assert isinstance(record, dict)
     # every reader-facing helper copes with whatever object it is
-    view = js.view(JID, path, record)
+    view = rec.view(JID, path, record)
     assert view["finished"] in (True, False) and isinstance(view["detached"], dict)
     assert ids.state_of(record) in ids.STATES
 
@@ -133,7 +134,7 @@ def test_write_read_roundtrip(store: js.JobStore, result: dict, jid: str) -> Non
     assert [e for e in os.listdir(store.path) if e.endswith(".tmp")] == []
     # and as a final record of ours
     meta = {"name": None, "module": None, "cmd": ["x"], "pid": 1}
-    record = js.final_record(jid, store.job_path(jid), result, meta, ids.SUCCEEDED)
+    record = rec.final_record(jid, store.job_path(jid), result, meta, ids.SUCCEEDED)
     store.write(jid, record)
     back = store.read(jid)
     assert back == record
