@@ -5,8 +5,8 @@
 A slot's queue is '<job directory>/.slots/<slot>/': one ticket file per queued or running job,
 '<12-digit sequence number>.<jid>', held locked (flock) by the job's processes for as long as
 they live, and '.lock', under which tickets are created and looked at (see docs/architecture.md).
-The files of the job directory are _jobstore's; this module only keeps the queues in it.
-Standard library only, Python 3.8+.
+A queued job's supervisor waits for its turn with SlotQueue.wait_turn. The files of the job
+directory are _jobstore's; this module only keeps the queues in it. Standard library only, Python 3.8+.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import fcntl
 import json
 import os
 import re
+import time
 
 from ansible_collections.detached.jobs.plugins.module_utils import _safepath as sp
-from ansible_collections.detached.jobs.plugins.module_utils._ids import JID_PATTERN, JobError, UnsafePath, validate_jid, validate_name
+from ansible_collections.detached.jobs.plugins.module_utils._ids import JID_PATTERN, KILLED, JobError, UnsafePath, validate_jid, validate_name
 from ansible_collections.detached.jobs.plugins.module_utils._jobstore import LOCK_FILE, JobStore
+from ansible_collections.detached.jobs.plugins.module_utils._results import QUEUE_TIMEOUT
 
 TYPE_CHECKING = False  # typing is not imported at run time: the supervisor stays lean
 if TYPE_CHECKING:
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 SLOTS_DIR = ".slots"
 # A slot's ticket: '<12-digit sequence number>.<jid>'
 _TICKET_RE = re.compile(r"\A[0-9]{12}\." + JID_PATTERN + r"\Z")
+# How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
+# have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
+# between looks at the directory's change time (see SlotQueue.wait_turn).
+QUEUE_RECHECK = 1.0
+QUEUE_TICK = 0.1
 
 
 class SlotTicket:
@@ -96,6 +103,37 @@ class SlotQueue:
                 if self._held(path):
                     count += 1
             return None
+
+    def has_room(self, ticket: SlotTicket, limit: int) -> bool:
+        """Whether fewer than limit live tickets are ahead of ticket; JobError when it is gone from the queue."""
+        ahead = self.ahead(ticket)
+        if ahead is None:
+            raise JobError(f"slot {self.slot!r}: the job's ticket {ticket.path} is gone from the queue")
+        return ahead < limit
+
+    def wait_turn(self, may_run: t.Callable[[], bool], timeout: float, killed: t.Callable[[], bool], sleep: t.Callable[[float], None]) -> str | None:
+        """Wait, as a queued job's supervisor does, until may_run() says the job may run: None then, else
+        why it never will: KILLED once killed() says so, QUEUE_TIMEOUT once timeout seconds have passed
+        (0: no limit). may_run is asked when the queue's directory changed, and every QUEUE_RECHECK
+        seconds anyway; sleep(seconds) sleeps between looks (it may return early, on a kill)."""
+        deadline = time.monotonic() + timeout if timeout else None
+        seen: int | None = -1
+        last = 0.0
+        while True:
+            if killed():
+                return KILLED
+            now = time.monotonic()
+            try:
+                changed: int | None = os.stat(self.dir).st_mtime_ns
+            except OSError:
+                changed = None
+            if changed != seen or now - last >= QUEUE_RECHECK:
+                seen, last = changed, now
+                if may_run():
+                    return None
+            if deadline is not None and now >= deadline:
+                return QUEUE_TIMEOUT
+            sleep(QUEUE_TICK if deadline is None else max(0.001, min(QUEUE_TICK, deadline - now)))
 
     def sweep(self) -> list[str]:
         """Remove the tickets no process holds any more; returns their paths."""

@@ -34,12 +34,6 @@ from ansible_collections.detached.jobs.plugins.module_utils import _slots as slo
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 from ansible_collections.detached.jobs.plugins.module_utils import _zygote
 
-# How often a queued job looks at its slot's queue when nothing in it changed (a job ahead may
-# have been killed with kill -9, which leaves its ticket behind, unheld), and how long it sleeps
-# between looks at the directory's change time.
-_QUEUE_RECHECK = 1.0
-_QUEUE_TICK = 0.1
-
 
 def killed_how(store: js.JobStore, jid: str) -> str:
     """How a killed job's message says it was killed: why, when the kill said (JobStore.kill_reason), else "on request"."""
@@ -257,35 +251,11 @@ class Supervisor:
             self.meta["tmpdir"] = None
 
     # --- the queue ------------------------------------------------------------
-    def _wait_for_slot(self) -> str | None:
-        """Wait until the job may run; None then, else why it never will (killed, queue_timeout)."""
-        deadline = time.monotonic() + self.queue_timeout if self.queue_timeout else None
-        seen: int | None = -1
-        last = 0.0
-        while True:
-            if self.killed:
-                return ids.KILLED
-            now = time.monotonic()
-            try:
-                changed = os.stat(self.queue.dir).st_mtime_ns if self.queue is not None else None
-            except OSError:
-                changed = None
-            if changed != seen or now - last >= _QUEUE_RECHECK:
-                seen, last = changed, now
-                if self._may_run():
-                    return None
-            if deadline is not None and now >= deadline:
-                return res.QUEUE_TIMEOUT
-            self._sleep(_QUEUE_TICK if deadline is None else max(0.001, min(_QUEUE_TICK, deadline - now)))
-
     def _may_run(self) -> bool:
         """Whether fewer than slot_limit live jobs are ahead of this one in the slot's queue."""
         if self.queue is None or self.ticket is None:
             raise ids.JobError(f"job {self.jid}: slot {self.slot!r} without a place in its queue")
-        ahead = self.queue.ahead(self.ticket)
-        if ahead is None:
-            raise ids.JobError(f"slot {self.slot!r}: the job's ticket {self.ticket.path} is gone from the queue")
-        return ahead < self.slot_limit
+        return self.queue.has_room(self.ticket, self.slot_limit)
 
     def _end_early(self, why: str) -> None:
         """The job ends before an attempt ran: killed or timed out in the queue, or it could not start (why is the message)."""
@@ -407,8 +377,8 @@ class Supervisor:
         os.dup2(null, 2)
         os.close(null)
         try:
-            if not self.admitted:
-                why = self._wait_for_slot()
+            if not self.admitted and self.queue is not None:  # (a job without a slot is admitted at once)
+                why = self.queue.wait_turn(self._may_run, self.queue_timeout, lambda: self.killed, self._sleep)
                 if why is not None:
                     self._end_early(why)
                     return 0

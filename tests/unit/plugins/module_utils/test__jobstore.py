@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 import typing as t
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
+from ansible_collections.detached.jobs.plugins.module_utils import _results as res
 from ansible_collections.detached.jobs.plugins.module_utils import _slots as slots
 from ansible_collections.detached.jobs.plugins.module_utils import _tmpdirs as tmpdirs
 from ansible_collections.detached.jobs.tests.unit.plugins.module_utils._jobs import status_jids
@@ -678,6 +680,41 @@ def test_slot_queue_join_on_a_full_disk_leaves_nothing(store: js.JobStore, monke
         queue.join(_jid(0), {})
     assert queue.dir in str(info.value)
     assert os.listdir(queue.dir) == [js.LOCK_FILE]
+
+
+def test_has_room_counts_the_live_tickets_ahead(store: js.JobStore) -> None:
+    queue = slots.SlotQueue(store, "db")
+    tickets = [queue.join(_jid(i), {}) for i in range(3)]
+    assert [queue.has_room(t, 2) for t in tickets] == [True, True, False]
+    queue.leave(tickets[1])
+    with pytest.raises(ids.JobError, match="is gone from the queue"):
+        queue.has_room(tickets[1], 2)
+
+
+def test_wait_turn_says_why_a_queued_job_never_runs(store: js.JobStore, monkeypatch: t.Any) -> None:
+    """A queued job's supervisor waits here (SlotQueue.wait_turn): None when it may run, else killed or queue_timeout."""
+    monkeypatch.setattr(slots, "QUEUE_RECHECK", 0.02)
+    monkeypatch.setattr(slots, "QUEUE_TICK", 0.01)
+    queue = slots.SlotQueue(store, "db")
+    queue.join(_jid(0), {})
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    turn = iter([False, False, True])
+    assert queue.wait_turn(lambda: next(turn), 0, lambda: False, sleep) is None
+    assert len(slept) >= 2 and set(slept) == {0.01}
+    asked: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    assert queue.wait_turn(never, 0.05, lambda: False, sleep) == res.QUEUE_TIMEOUT
+    assert asked and max(slept) <= 0.01
+    assert queue.wait_turn(lambda: True, 0, lambda: True, sleep) == ids.KILLED
 
 
 @pytest.mark.parametrize("slot", ["", "../x", "a/b", ".hidden", "x" * 129])
