@@ -215,6 +215,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
     With _mode kill, the wait's on_timeout, fail_fast and timeout say why (see kill_reason).
     The answer's "missing" lists the job ids that have no status file (their "errors" say so).
     "errors" ({job id or name: message}) has its "reasons" beside it ({job id or name: reason}, see _ids.REASONS).
+    With _tail, a running job's "tail" that cannot be read is {"error": message, "reason": reason}.
     """
     try:
         store = js.JobStore(params.get("_async_dir") or ids.DEFAULT_ASYNC_DIR, create=False)
@@ -247,7 +248,7 @@ def wait(params: dict, check_mode: bool = False) -> dict:
                 try:
                     view["tail"] = _control.tail(store, jid, view, lines, _tail_bytes(params))
                 except ids.JobError as ex:
-                    view["tail"] = {"error": str(ex)}
+                    view["tail"] = {"error": str(ex), "reason": ex.reason}
     return dict(result, jobs=views)
 
 

@@ -65,6 +65,7 @@ class Job:
         self.now = now
         self.view: dict | None = None
         self.error: str | None = None
+        self.reason: str | None = None  # beside error: its kind (see _ids.REASONS)
         self.mtime: float | None = None
         self.size = 0
         for path in files:
@@ -140,7 +141,7 @@ class Job:
             "foreign": self.view is not None and not self.ours,
         }
         if self.error is not None:
-            out["error"] = self.error
+            out["error"], out["reason"] = self.error, self.reason
         elif self.state not in (ids.RUNNING, ids.SUCCEEDED) and self.view is not None and self.view.get("msg"):
             out["msg"] = str(self.view["msg"])[:_MSG_MAX]
         if details and self.view is not None:
@@ -170,7 +171,7 @@ def read_jobs(store: js.JobStore, persist: bool, jids: set[str] | None = None) -
         except ids.JobNotFound:
             continue  # removed since the listing
         except ids.JobError as ex:
-            job.error = str(ex)
+            job.error, job.reason = str(ex), ex.reason
         jobs.append(job)
     jobs.sort(key=lambda j: (j.started_at if j.started_at is not None else now, j.jid))
     return jobs, orphans, tmps
@@ -210,7 +211,7 @@ def job_info(params: dict, check_mode: bool = False) -> dict:
             try:
                 summary["tail"] = _control.tail(store, job.jid, job.view, tail_lines, tail_bytes)
             except ids.JobError as ex:
-                summary["tail"] = {"error": str(ex)}
+                summary["tail"] = {"error": str(ex), "reason": ex.reason}
         selected.append(summary)
     return {"changed": False, "jobs": selected, "count": len(selected), "async_dir": store.path}
 

@@ -207,10 +207,26 @@ jobs:
       returned: always
       version_added: 1.1.0
     tail:
-      description: With O(tail), the end of the job's output (see RV(detached.jobs.async_status#module:tail)).
+      description:
+        - With O(tail), the end of the job's output (see RV(detached.jobs.async_status#module:tail)).
+        - When the job's output files cannot be read, only RV(jobs[].tail.error) and RV(jobs[].tail.reason) instead.
       type: dict
       returned: when O(tail) is more than 0
       version_added: 1.1.0
+      contains:
+        error:
+          description: Why the job's output files cannot be read; it names the file.
+          type: str
+          returned: when the output files cannot be read
+          version_added: 1.2.0
+        reason:
+          description:
+            - Beside RV(jobs[].tail.error), why, as a fixed word to test instead of the text of the error -
+              V(unsafe) (a symlink, not a regular file, or another user's file) or V(error).
+          type: str
+          returned: when the output files cannot be read
+          sample: unsafe
+          version_added: 1.2.0
     results_file:
       description: Path of the job's status file.
       type: str
@@ -248,6 +264,15 @@ jobs:
       type: str
       returned: when RV(jobs[].state=corrupt)
       sample: "job j1.1: status file /root/.ansible_async/j1.1 is not valid JSON (...)"
+    reason:
+      description:
+        - Beside RV(jobs[].error), why the status file cannot be read, as a fixed word to test instead of the text of the
+          error - V(corrupt) (not JSON, empty, not an object), V(unsafe) (a symlink, not a regular file, or another user's
+          file) or V(error).
+      type: str
+      returned: when RV(jobs[].state=corrupt)
+      sample: corrupt
+      version_added: 1.2.0
     record:
       description: The job's full status, as M(detached.jobs.async_status) returns it.
       type: dict

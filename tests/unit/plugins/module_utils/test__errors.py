@@ -7,16 +7,20 @@ decide by the reason, never by a message's words."""
 from __future__ import annotations
 
 import ast
+import os
 import typing as t
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from ansible_collections.detached.jobs.plugins.module_utils import _control as ctl
 from ansible_collections.detached.jobs.plugins.module_utils import _ids as ids
 from ansible_collections.detached.jobs.plugins.module_utils import _jobstore as js
 from ansible_collections.detached.jobs.plugins.module_utils import _keyword as kw
 from ansible_collections.detached.jobs.plugins.module_utils import _ops as ops
+from ansible_collections.detached.jobs.plugins.module_utils import _query as q
+from ansible_collections.detached.jobs.plugins.module_utils import _records as rec
 
 ROOT = Path(__file__).resolve().parents[4]
 JID = "j123456789012.4242"
@@ -115,6 +119,33 @@ def test_per_job_errors_of_wait_have_their_reasons_beside_them(store: js.JobStor
     assert set(res["errors"]) == set(res["reasons"]) == {JID, missing, "bad id", "nobody", "bad name!"}
     assert res["reasons"] == {JID: ids.CORRUPT, missing: ids.NOT_FOUND, "bad id": ids.INVALID, "nobody": ids.NOT_FOUND, "bad name!": ids.INVALID}
     assert res["missing"] == [missing]
+
+
+def test_job_info_errors_have_their_reasons_beside_them(store: js.JobStore) -> None:
+    other = "j999999999999.1"
+    with open(store.job_path(JID), "w") as f:
+        f.write("{not json")
+    os.symlink("/etc/passwd", store.job_path(other))
+    jobs = {job["ansible_job_id"]: job for job in q.job_info({"_async_dir": store.path})["jobs"]}
+    assert jobs[JID]["state"] == "corrupt" and "not valid JSON" in jobs[JID]["error"] and jobs[JID]["reason"] == ids.CORRUPT
+    assert jobs[other]["state"] == "corrupt" and "symlink" in jobs[other]["error"] and jobs[other]["reason"] == ids.UNSAFE
+
+
+def test_tail_errors_of_job_info_and_wait_have_their_reasons_beside_them(store: js.JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = {"name": None, "module": None, "cmd": ["sleep", "60"], "pid": 1, "pid_start": None, "boot_id": None}
+    store.write(JID, rec.running_record(JID, store.job_path(JID), meta))
+
+    def unreadable(*args: t.Any, **kwargs: t.Any) -> dict:
+        raise ids.UnsafePath(f"job {JID}: its stdout is a symlink")
+
+    # Running as read (no liveness check), its output unreadable.
+    monkeypatch.setattr(ctl, "status", lambda store, jid, persist=True: rec.view(jid, store.job_path(jid), store.read(jid)))
+    monkeypatch.setattr(ctl, "tail", unreadable)
+    want = {"error": f"job {JID}: its stdout is a symlink", "reason": ids.UNSAFE}
+    [job] = q.job_info({"_async_dir": store.path, "tail": 3})["jobs"]
+    assert job["state"] == ids.RUNNING and job["tail"] == want
+    answer = ops.wait({"_jids": [JID], "_async_dir": store.path, "_block": 0, "_tail": 1})
+    assert answer["jobs"][JID]["finished"] is False and answer["jobs"][JID]["tail"] == want
 
 
 # --- callers decide by the reason, not by the words -----------------------------------------
