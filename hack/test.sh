@@ -170,29 +170,33 @@ own_pids() {
 # Where each integration target runs. A target runs where its code path can differ from the runs
 # already there, not everywhere (issue 27): every ansible-core version and every managed-host
 # Python gets the targets that reach its code, and no target runs twice where nothing differs.
+# Each ansible-core version runs once with the managed host on a Python of its own (main 2.19 on
+# 3.11, 2.16 on 3.10, 2.17 on 3.9, 2.18 on 3.8, 2.20 on 3.12, 2.21 on 3.13: see items).
 # controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
-# async_wrapper and async_status, Ctrl-C of ansible-playbook) and the host operations each of them
+# async action and poll loop, Ctrl-C of ansible-playbook) and the host operations each of them
 # reaches (start, status, kill, wait, names, timeouts, the job directory's checks), and the
-# modules that run them where the lean runner cannot (fallback): every ansible-core version, with
-# every managed-host Python.
+# modules that run them where the lean runner cannot (fallback): every ansible-core version, each
+# with its host Python.
 controller_targets=(target_python start_status wait_basic named_jobs compat check_mode security timeout_kill keyword_mode reliability_interrupt
   fallback)
-# host_targets: the host code under faults and attacks, and its features (live output, retries,
-# slots, listing, pruning). Their controller side is the controller targets'; their host code is
-# the same code on every Python, whose calls into the standard library the controller targets
-# reach on every Python. They run where the host code meets the oldest Python (3.8, under 2.19),
-# the main one (3.11, the main stage) and the newest (3.13, under 2.21).
-host_targets=(job_info prune live_output retries slots security_shared_dir reliability_corrupt reliability_fulldisk
+# host_targets: the host code under faults, attacks and races, and its features (live output,
+# retries, slots, listing, pruning). Their controller side is the controller targets'; their host
+# code is the same code on every Python, whose calls into the standard library the controller
+# targets reach on every Python. They run where the host code meets the oldest Python (3.8, under
+# 2.18) and the newest (3.13, under 2.21); the SSH test hosts run the main one (3.11).
+host_targets=(job_info prune live_output retries slots named_race security_shared_dir reliability_corrupt reliability_fulldisk
   reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
-# pattern_targets: every pattern playbook, which adds to the controller targets only ansible-core's
-# templating of loops, registered results and module_defaults. It changed at 2.19 (data tagging),
-# so: 2.16 (before), 2.19 (the main stage) and 2.21 (the newest).
-pattern_targets=(playbooks)
+# pattern_targets: every pattern playbook, and keyword mode's switch and check playbook, which add
+# to the controller targets only ansible-core's templating of loops, registered results and
+# module_defaults, and how it finds `library`. The templating changed at 2.19 (data tagging), so:
+# 2.16 (before) and 2.21 (after; 2.19 and 2.20 template as it does).
+pattern_targets=(playbooks keyword_switch)
 # payload_targets: for ansible-core 2.21 on the host Pythons that get the controller targets under
 # another version (3.9, 3.10, 3.12): 2.21's module payload and the lean runner start, wait for and
 # report jobs on that Python.
 payload_targets=(target_python start_status wait_basic)
-# main_only_targets: marked disabled, run by the main stage alone (ansible-test --allow-disabled).
+# main_only_targets: marked disabled, run by the main stage alone (ansible-test --allow-disabled):
+# the docs' examples and the keyword form of the pattern playbooks.
 main_only_targets=(docs_examples keyword_patterns)
 
 # check_targets: every target of tests/integration/targets is in exactly one list above (a new
@@ -214,15 +218,15 @@ check_targets() {
 # clean-clone runs), so that the lanes end together.
 items() {
   local v py
-  echo "integration any integration .venv - --allow-disabled"
-  echo "integration-core2.21 any cell_host_python - 2.21"
-  echo "integration-core2.19-py3.8 any cell_host_python 3.8 main ${controller_targets[*]} ${host_targets[*]}"
+  echo "integration-core2.21 any cell_host_python - 2.21 ${controller_targets[*]} ${host_targets[*]} ${pattern_targets[*]}"
+  echo "integration any cell_host_python - main --allow-disabled ${controller_targets[*]} ${main_only_targets[*]}"
+  echo "integration-core2.18-py3.8 any cell_host_python 3.8 2.18 ${controller_targets[*]} ${host_targets[*]}"
   echo "lint any lint"
   for v in $(core_versions); do
     case $v in
       2.16) echo "integration-core$v-py3.10 any cell_host_python 3.10 $v ${controller_targets[*]} ${pattern_targets[*]}" ;;
       2.17) echo "integration-core$v-py3.9 any cell_host_python 3.9 $v ${controller_targets[*]}" ;;
-      2.21) ;;  # above
+      2.18 | 2.21) ;;  # above
       *) echo "integration-core$v any cell_host_python - $v ${controller_targets[*]}" ;;
     esac
   done
@@ -241,9 +245,10 @@ items() {
   echo "runner any runner_suite"
   echo "ssh hosts ssh_suite"
   echo "molecule hosts molecule_suite"
-  # (2.21's SSH run leaves out the case of other users' attacks: host code, the same under 2.19's.)
+  # (2.21's SSH run leaves out the case of other users' attacks: host code, the same under 2.19's.
+  # The roles' molecule scenarios run once: a role is templating, 2.19's engine on 2.19 to 2.21,
+  # and the collection's actions, which 2.21 runs in its integration cell and its SSH run.)
   echo "ssh-core2.21 hosts on_core 2.21 ssh_suite link_drop wait_drop become become_pipelining all_hosts watch_retry_slots counting"
-  echo "molecule-core2.21 hosts on_core 2.21 molecule_suite"
   echo "bench-smoke hosts bench_smoke"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
