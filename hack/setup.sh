@@ -40,15 +40,30 @@ venv() {
 . hack/pyenv.sh
 
 if [ "$mode" = "--test" ]; then
-  venv .venv requirements/dev.txt requirements/constraints.txt
-  # The other venvs are built side by side (each one's pip output goes to its log, shown if it fails).
-  mkdir -p .build/setup
+  # Every venv is built at once, side by side (they are independent, and pip mostly waits for the
+  # package index); each one's pip output goes to its log, shown if it fails.
+  mkdir -p .build/setup .build/coresrc
   pids=(); dirs=()
+  # background_venv DIR REQ [CON [PYTHON [THEN...]]]: build DIR, then run THEN, in the background.
   background_venv() {
     local dir=$1 log=.build/setup/${1#.}.log
-    venv "$@" >"$log" 2>&1 &
+    { venv "${@:1:4}" && "${@:5}"; } >"$log" 2>&1 &
     pids+=($!); dirs+=("$dir")
   }
+  # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
+  # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21:
+  # fetched with .venv's pip once it is built.
+  coresrc() {
+    local req v
+    for req in requirements/constraints.txt requirements/core-2.21.txt; do
+      v=$(sed -nE 's/^ansible-core==([0-9.]+).*/\1/p' "$req")
+      [ -f ".build/coresrc/ansible_core-$v.tar.gz" ] && continue
+      echo "setup: downloading the source distribution of ansible-core $v"
+      .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: --python-version 3.13 \
+        -d .build/coresrc "ansible-core==$v" || return
+    done
+  }
+  background_venv .venv requirements/dev.txt requirements/constraints.txt python3 coresrc
   for req in requirements/core-*.txt; do
     v=$(basename "$req" .txt); v=${v#core-}
     # The controller Python a version needs is named in its header: "controller Python 3.13".
@@ -76,16 +91,6 @@ if [ "$mode" = "--test" ]; then
     fi
   done
   [ ${#failed[@]} -eq 0 ] || { echo "setup: failed: ${failed[*]}"; exit 1; }
-  # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
-  # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21.
-  mkdir -p .build/coresrc
-  for req in requirements/constraints.txt requirements/core-2.21.txt; do
-    v=$(sed -nE 's/^ansible-core==([0-9.]+).*/\1/p' "$req")
-    [ -f ".build/coresrc/ansible_core-$v.tar.gz" ] && continue
-    echo "setup: downloading the source distribution of ansible-core $v"
-    .venv/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: --python-version 3.13 \
-      -d .build/coresrc "ansible-core==$v"
-  done
   # ansible-test bootstraps pip in its venvs with a script it downloads from a host that may be
   # unreachable; it uses a cached copy first. The stand-in bootstraps pip with ensurepip.
   mkdir -p ~/.ansible/test/cache

@@ -173,28 +173,26 @@ own_pids() {
 # Each ansible-core version runs once with the managed host on a Python of its own (main 2.19 on
 # 3.11, 2.16 on 3.10, 2.17 on 3.9, 2.18 on 3.8, 2.20 on 3.12, 2.21 on 3.13: see items).
 # controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
-# async action and poll loop, Ctrl-C of ansible-playbook) and the host operations each of them
-# reaches (start, status, kill, wait, names, timeouts, the job directory's checks), and the
-# modules that run them where the lean runner cannot (fallback): every ansible-core version, each
-# with its host Python.
-controller_targets=(target_python start_status wait_basic named_jobs compat check_mode security timeout_kill keyword_mode reliability_interrupt
-  fallback)
-# host_targets: the host code under faults, attacks and races, and its features (live output,
-# retries, slots, listing, pruning). Their controller side is the controller targets'; their host
+# async action and poll loop, ansible-core's async_status on the collection's jobs, check mode,
+# Ctrl-C of ansible-playbook) and the host operations each of them reaches (start, status, kill,
+# wait, names), and the modules that run them where the lean runner cannot (fallback): every
+# ansible-core version, each with its host Python. (Each Python from 3.8 to 3.13 is the host of
+# one version; 2.21's payload on the others is ansible-core's own: the collection's lean runner
+# and supervisor are the same code under every version.)
+controller_targets=(target_python start_status wait_basic named_jobs compat check_mode keyword_mode reliability_interrupt fallback)
+# host_targets: the host code under faults, attacks and races (the job directory's modes, bad ids,
+# symlinks; timeouts and kills of whole process trees), and its features (live output, retries,
+# slots, listing, pruning). Their controller side is the controller targets'; their host
 # code is the same code on every Python, whose calls into the standard library the controller
 # targets reach on every Python. They run where the host code meets the oldest Python (3.8, under
 # 2.18) and the newest (3.13, under 2.21); the SSH test hosts run the main one (3.11).
-host_targets=(job_info prune live_output retries slots named_race security_shared_dir reliability_corrupt reliability_fulldisk
-  reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
+host_targets=(job_info prune live_output retries slots named_race security security_shared_dir timeout_kill reliability_corrupt
+  reliability_fulldisk reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
 # pattern_targets: every pattern playbook, and keyword mode's switch and check playbook, which add
 # to the controller targets only ansible-core's templating of loops, registered results and
 # module_defaults, and how it finds `library`. The templating changed at 2.19 (data tagging), so:
 # 2.16 (before) and 2.21 (after; 2.19 and 2.20 template as it does).
 pattern_targets=(playbooks keyword_switch)
-# payload_targets: for ansible-core 2.21 on the host Pythons that get the controller targets under
-# another version (3.9, 3.10, 3.12): 2.21's module payload and the lean runner start, wait for and
-# report jobs on that Python.
-payload_targets=(target_python start_status wait_basic)
 # main_only_targets: marked disabled, run by the main stage alone (ansible-test --allow-disabled):
 # the docs' examples and the keyword form of the pattern playbooks.
 main_only_targets=(docs_examples keyword_patterns)
@@ -230,15 +228,14 @@ items() {
       *) echo "integration-core$v any cell_host_python - $v ${controller_targets[*]}" ;;
     esac
   done
-  # ansible-core's own async targets with keyword mode on: one early, one late (they take turns).
-  echo "keyword-core2.19 any cell_keyword_core main"
+  # ansible-core's own async targets with keyword mode on, from the newest version (keyword mode on
+  # every version: the keyword_mode target).
+  echo "keyword-core2.21 any cell_keyword_core 2.21"
   echo "sanity-core2.21 any on_core 2.21 sanity"
   echo "sanity any sanity"
   echo "unit-core2.21 any on_core 2.21 unit"
   echo "lint-core2.21 any on_core 2.21 lint"
   echo "unit any unit"
-  for py in 3.9 3.10 3.12; do echo "integration-core2.21-py$py-subset any cell_host_python $py 2.21 ${payload_targets[*]}"; done
-  echo "keyword-core2.21 any cell_keyword_core 2.21"
   echo "package any package"
   echo "package-core2.21 any on_core 2.21 package"
   echo "mitogen any mitogen_suite"
@@ -252,16 +249,10 @@ items() {
   echo "bench-smoke hosts bench_smoke"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
-# ansible-core's async target makes and removes ~/.ansible_async_test (the user's home, which a
-# cell cannot change: ansible-core finds it in the password database), so the two cells take
-# turns; the second one's log says how long it waited, and its time includes the wait.
 cell_keyword_core() {
   local venv=.venv
   [ "$1" = main ] || venv=$(core_venv "$1") || return
-  # shellcheck disable=SC2016 # expanded by the inner shell, once the lock is held
-  own_pids flock .build/run/keyword-core.lock bash -c \
-    'echo "keyword-core: started after waiting $(( $(date +%s) - $1 )) s for the other keyword-core cell"; shift; exec "$@"' \
-    _ "$(date +%s)" tests/keyword_core/run.sh "$venv"
+  own_pids tests/keyword_core/run.sh "$venv"
 }
 # cell_host_python PY CORE [TARGET...]: the suite on ansible-core CORE ("main": .venv) with the
 # managed host on Python PY ("-": the controller's own, as --local has it); it passes only if the
