@@ -40,19 +40,22 @@ venv() {
 . hack/pyenv.sh
 
 if [ "$mode" = "--test" ]; then
-  # Every venv is built at once, side by side (they are independent, and pip mostly waits for the
-  # package index); each one's pip output goes to its log, shown if it fails.
+  # The main venv first (alone it takes a minute; beside the others, two: they compete for the
+  # CPUs), then the others side by side with the downloads below; each one's pip output goes to
+  # its log, shown if it fails.
+  venv .venv requirements/dev.txt requirements/constraints.txt
   mkdir -p .build/setup .build/coresrc
   pids=(); dirs=()
-  # background_venv DIR REQ [CON [PYTHON [THEN...]]]: build DIR, then run THEN, in the background.
-  background_venv() {
+  # background NAME COMMAND...: run COMMAND in the background, its output in NAME's log.
+  background() {
     local dir=$1 log=.build/setup/${1#.}.log
-    { venv "${@:1:4}" && "${@:5}"; } >"$log" 2>&1 &
+    "${@:2}" >"$log" 2>&1 &
     pids+=($!); dirs+=("$dir")
   }
+  background_venv() { background "$1" venv "$@"; }
   # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
   # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21:
-  # fetched with .venv's pip once it is built.
+  # fetched with .venv's pip, beside the other venvs' builds.
   coresrc() {
     local req v
     for req in requirements/constraints.txt requirements/core-2.21.txt; do
@@ -63,7 +66,7 @@ if [ "$mode" = "--test" ]; then
         -d .build/coresrc "ansible-core==$v" || return
     done
   }
-  background_venv .venv requirements/dev.txt requirements/constraints.txt python3 coresrc
+  background coresrc coresrc
   for req in requirements/core-*.txt; do
     v=$(basename "$req" .txt); v=${v#core-}
     # The controller Python a version needs is named in its header: "controller Python 3.13".

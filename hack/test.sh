@@ -171,21 +171,24 @@ own_pids() {
 # already there, not everywhere (issue 27): every ansible-core version and every managed-host
 # Python gets the targets that reach its code, and no target runs twice where nothing differs.
 # Each ansible-core version runs once with the managed host on a Python of its own (main 2.19 on
-# 3.11, 2.16 on 3.10, 2.17 on 3.9, 2.18 on 3.8, 2.20 on 3.12, 2.21 on 3.13: see items).
+# 3.11, 2.16 on 3.10, 2.17 on 3.8, 2.18 on 3.13, 2.20 on 3.12, 2.21 on 3.9, the oldest it supports:
+# see items).
 # controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
 # async action and poll loop, ansible-core's async_status on the collection's jobs, check mode,
 # Ctrl-C of ansible-playbook) and the host operations each of them reaches (start, status, kill,
 # wait, names), and the modules that run them where the lean runner cannot (fallback): every
 # ansible-core version, each with its host Python. (Each Python from 3.8 to 3.13 is the host of
-# one version; 2.21's payload on the others is ansible-core's own: the collection's lean runner
-# and supervisor are the same code under every version.)
+# one version; ansible-core's payload on the others is its own: the collection's lean runner and
+# supervisor are the same code under every version.)
 controller_targets=(target_python start_status wait_basic named_jobs compat check_mode keyword_mode reliability_interrupt fallback)
 # host_targets: the host code under faults, attacks and races (the job directory's modes, bad ids,
 # symlinks; timeouts and kills of whole process trees), and its features (live output, retries,
 # slots, listing, pruning). Their controller side is the controller targets'; their host
 # code is the same code on every Python, whose calls into the standard library the controller
 # targets reach on every Python. They run where the host code meets the oldest Python (3.8, under
-# 2.18) and the newest (3.13, under 2.21); the SSH test hosts run the main one (3.11).
+# 2.17) and the newest (3.13, under 2.18): under the controllers that cost the least CPU per task
+# (before 2.19's data tagging; their controller side is the controller targets'). The SSH test
+# hosts run the main one (3.11).
 host_targets=(job_info prune live_output retries slots named_race security security_shared_dir timeout_kill reliability_corrupt
   reliability_fulldisk reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
 # pattern_targets: every pattern playbook, and keyword mode's switch and check playbook, which add
@@ -216,15 +219,15 @@ check_targets() {
 # clean-clone runs), so that the lanes end together.
 items() {
   local v py
-  echo "integration-core2.21 any cell_host_python - 2.21 ${controller_targets[*]} ${host_targets[*]} ${pattern_targets[*]}"
   echo "integration any cell_host_python - main --allow-disabled ${controller_targets[*]} ${main_only_targets[*]}"
-  echo "integration-core2.18-py3.8 any cell_host_python 3.8 2.18 ${controller_targets[*]} ${host_targets[*]}"
+  echo "integration-core2.18-py3.13 any cell_host_python 3.13 2.18 ${controller_targets[*]} ${host_targets[*]}"
+  echo "integration-core2.17-py3.8 any cell_host_python 3.8 2.17 ${controller_targets[*]} ${host_targets[*]}"
+  echo "integration-core2.21-py3.9 any cell_host_python 3.9 2.21 ${controller_targets[*]} ${pattern_targets[*]}"
   echo "lint any lint"
   for v in $(core_versions); do
     case $v in
       2.16) echo "integration-core$v-py3.10 any cell_host_python 3.10 $v ${controller_targets[*]} ${pattern_targets[*]}" ;;
-      2.17) echo "integration-core$v-py3.9 any cell_host_python 3.9 $v ${controller_targets[*]}" ;;
-      2.18 | 2.21) ;;  # above
+      2.17 | 2.18 | 2.21) ;;  # above
       *) echo "integration-core$v any cell_host_python - $v ${controller_targets[*]}" ;;
     esac
   done

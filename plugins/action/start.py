@@ -228,8 +228,12 @@ def _check_types(raw: t.Any) -> None:
                 continue
             try:
                 DEFAULT_TYPE_VALIDATORS[row.type](value)
+                continue
             except (TypeError, ValueError):
-                raise AnsibleActionFail(f"{where}: invalid {key} {value!r}: {_TYPES[row.type]}{' of ' + row.unit if row.unit else ''}") from None
+                pass
+            # (Raised outside the except block: ansible-core before 2.19 puts the traceback of the
+            # exception being handled into the failed result, as if the action had crashed.)
+            raise AnsibleActionFail(f"{where}: invalid {key} {value!r}: {_TYPES[row.type]}{' of ' + row.unit if row.unit else ''}")
 
 
 def _check_needs(where: str, spec: dict, job: dict, task: dict) -> None:

@@ -176,6 +176,15 @@ def test_a_bad_value_of_a_batch_job_is_refused_naming_it(row: opts.Option, value
         assert msg.startswith(f"jobs[1]: {row.name} must be") or msg.startswith(f"jobs[1]: invalid {row.name} {value}: "), msg
 
 
+def test_a_value_of_the_wrong_type_is_refused_with_no_exception_behind_it() -> None:
+    # ansible-core before 2.19 puts the traceback of the exception being handled when an action
+    # fails into its result ("exception"), as for a crash: the refusal must come from no except block.
+    with pytest.raises(AnsibleActionFail) as refused:
+        start._check_types({"cmd": "true", "timeout": "many"})
+    assert "invalid timeout 'many'" in str(refused.value)
+    assert refused.value.__context__ is None
+
+
 _NEEDY = [row for row in opts.JOB_OPTIONS if row.needs]
 
 
