@@ -218,7 +218,7 @@ check_targets() {
 # (default 2) other lanes, in the order below: about the longest first (from the run times of
 # clean-clone runs), so that the lanes end together.
 items() {
-  local v py
+  local v
   echo "integration any cell_host_python - main --allow-disabled ${controller_targets[*]} ${main_only_targets[*]}"
   echo "integration-core2.18-py3.13 any cell_host_python 3.13 2.18 ${controller_targets[*]} ${host_targets[*]}"
   echo "integration-core2.17-py3.8 any cell_host_python 3.8 2.17 ${controller_targets[*]} ${host_targets[*]}"
