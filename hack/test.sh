@@ -245,10 +245,11 @@ items() {
   echo "runner any runner_suite"
   echo "ssh hosts ssh_suite"
   echo "molecule hosts molecule_suite"
-  # (2.21's SSH run leaves out the case of other users' attacks: host code, the same under 2.19's.
+  # (2.21's SSH run leaves out the case of other users' attacks and the slots of two controllers
+  # (watch_retry_slots): host code, the same under 2.19's.
   # The roles' molecule scenarios run once: a role is templating, 2.19's engine on 2.19 to 2.21,
   # and the collection's actions, which 2.21 runs in its integration cell and its SSH run.)
-  echo "ssh-core2.21 hosts on_core 2.21 ssh_suite link_drop wait_drop become become_pipelining all_hosts watch_retry_slots counting"
+  echo "ssh-core2.21 hosts on_core 2.21 ssh_suite link_drop wait_drop become become_pipelining all_hosts counting"
   echo "bench-smoke hosts bench_smoke"
 }
 # cell_keyword_core CORE: ansible-core CORE's ("main": .venv) own async targets, keyword mode on.
@@ -386,6 +387,15 @@ bench_smoke() {
   # The fleet benchmark over SSH, 2 test hosts with 2 jobs each (docs/performance.md, "Fleet").
   python benchmarks/fleet.py --quick --out .build/fleet
 }
+# doc_pages COUNT ARGS...: ansible-doc ARGS shows COUNT pages and no warning (it only warns about
+# a plugin it cannot find).
+doc_pages() {
+  local out
+  out=$(ANSIBLE_NOCOLOR=1 ansible-doc "${@:2}" 2>&1) || { echo "$out"; return 1; }
+  if [ "$(grep -c '^> ' <<< "$out")" -ne "$1" ] || grep -q WARNING <<< "$out"; then
+    echo "ansible-doc ${*:2}: expected $1 pages and no warning:"; grep -i 'warning\|^> ' <<< "$out"; return 1
+  fi
+}
 # package [VENV]: build, install the tarball, ansible-doc and the demo with the ansible-core of VENV.
 package() {
   local tmp="$root/.build/package${1:+-${1#.venv-}}"
@@ -398,12 +408,11 @@ package() {
     # Only the installed copy: proves the package, not the checkout.
     export ANSIBLE_COLLECTIONS_PATH="$tmp/coll"
     cd "$tmp" || exit 1
-    for p in start wait async_status job_info prune async_wrapper host_operation; do
-      ansible-doc "detached.jobs.$p" >/dev/null || exit 1
-    done
+    # Every module's page, in one ansible-doc.
+    doc_pages 7 detached.jobs.{start,wait,async_status,job_info,prune,async_wrapper,host_operation} || exit 1
     ansible-playbook detached.jobs.demo && test -f "$installed/playbooks/demo.yml" || exit 1
     # Keyword mode from the installed copy: its modules' docs, and a keyword playbook with the switch on.
-    ansible-doc -M "$installed/keyword" async_wrapper >/dev/null && ansible-doc -M "$installed/keyword" async_status >/dev/null || exit 1
+    doc_pages 2 -M "$installed/keyword" async_wrapper async_status || exit 1
     ANSIBLE_LIBRARY="$installed/keyword" ansible-playbook "$installed/playbooks/keyword/02_fire_and_forget.yml"
   )
 }
