@@ -250,8 +250,9 @@ def main(out_dir: str) -> int:
         command = ["ansible-doc", "-t", kind, *names]
         run = subprocess.run(command, capture_output=True, text=True, check=False)
         headings = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in run.stdout.splitlines() if line.startswith("> ")]
-        # (ansible-core before 2.17 writes the heading in capitals: "> DETACHED.JOBS.START  (path)")
-        missing = [name for name in names if not any(f" {name.lower()} " in f"{line.lower()} " for line in headings)]
+        # The name in a heading: "> MODULE detached.jobs.start (path)", in bold (colors) or between
+        # asterisks (no colors), or in capitals before ansible-core 2.17 ("> DETACHED.JOBS.START").
+        missing = [name for name in names if not any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", line, re.I) for line in headings)]
         warnings = foreign_warnings_removed(run.stderr)
         if run.returncode != 0 or missing or "[WARNING]" in warnings:
             errors.append(

@@ -65,35 +65,42 @@ play() {  # play PLAYBOOK [ansible-playbook args...]
 }
 
 # --- cases: each returns non-zero on failure; its output goes to its log ($case_log) -------
+# The cases about many hosts (link_drop, wait_drop, all_hosts) use every host; the others are
+# about one host at a time (become, the counting rule, slots, retries and live output of two
+# controllers, other users' attacks) and run on dj-h1 alone (--limit dj-h1: the system Python):
+# what they test over SSH does not depend on the host's Python, and the host code on 3.8 and
+# 3.13 runs in make test's integration cells (issue 27: the same thing once).
 case_log=
 case_link_drop() { play link_drop.yml; }
 
-case_become() { ANSIBLE_PIPELINING=false play become.yml; }
+case_become() { ANSIBLE_PIPELINING=false play become.yml --limit dj-h1; }
 
-case_become_pipelining() { ANSIBLE_PIPELINING=true play become.yml; }
+case_become_pipelining() { ANSIBLE_PIPELINING=true play become.yml --limit dj-h1; }
 
 case_all_hosts() { play all_hosts.yml; }
 
 # Other local users attack root's jobs (the integration target security_shared_dir's tasks, become).
 # With pipelining: its ~80 remote calls then take about 50 s; through AnsiballZ and sudo each,
-# about 3 minutes. On dj-h1 alone (the system Python, 3.11): the integration target attacks the
-# same host code on 3.8 and 3.13 (make test's 2.17 and 2.18 cells); this adds SSH, become and the
-# pipelined path, which do not depend on the host's Python.
+# about 3 minutes. On dj-h1 alone: the integration target attacks the same host code on 3.8 and
+# 3.13 (make test's 2.17 and 2.18 cells); this adds SSH, become and the pipelined path.
 case_security_shared_dir() { ANSIBLE_PIPELINING=true play security_shared_dir.yml --limit dj-h1; }
 
 # The counting rule for 2 and for 12 jobs per host, and with rounds of 1 s (tests/ssh/counting.yml).
-case_counting() { play counting.yml -e dj_jobs=2 && play counting.yml -e dj_jobs=12 && play counting.yml -e dj_jobs=12 -e dj_poll=1; }
+case_counting() {
+  play counting.yml --limit dj-h1 -e dj_jobs=2 && play counting.yml --limit dj-h1 -e dj_jobs=12 &&
+    play counting.yml --limit dj-h1 -e dj_jobs=12 -e dj_poll=1
+}
 
 # Two controllers start jobs of one slot on every host at the same moment; then the checks.
 case_watch_retry_slots() {
-  play watch_retry_slots.yml -e dj_phase=prepare || return
+  play watch_retry_slots.yml --limit dj-h1 -e dj_phase=prepare || return
   local a b rc=0
-  play watch_retry_slots.yml -e dj_phase=start -e dj_ctl=1 & a=$!
-  play watch_retry_slots.yml -e dj_phase=start -e dj_ctl=2 & b=$!
+  play watch_retry_slots.yml --limit dj-h1 -e dj_phase=start -e dj_ctl=1 & a=$!
+  play watch_retry_slots.yml --limit dj-h1 -e dj_phase=start -e dj_ctl=2 & b=$!
   wait "$a" || rc=1
   wait "$b" || rc=1
   [ "$rc" = 0 ] || return 1
-  play watch_retry_slots.yml -e dj_phase=check
+  play watch_retry_slots.yml --limit dj-h1 -e dj_phase=check
 }
 
 # The wait task of wait_drop.yml is running when dj-h1's link goes down; the link stays down
