@@ -67,15 +67,17 @@ fi
 # process over its playbooks in order (a process costs about 1.5 CPU-s to start; one per playbook
 # was 15 of them). A playbook whose syntax is wrong fails its group when it is loaded; one that
 # fails stops its group there (its hosts leave the run), and the group's log shows which.
-# Each playbook sets what it checks: none reads a variable an earlier one registered.
+# Each playbook sets what it checks: none reads a variable an earlier one registered. The groups
+# share the host (the playbooks use their own scratch directories and job names; this proves it).
 parallel=${PLAYBOOK_JOBS:-2}
 verbose=no
 for arg in "$@"; do
     case "$arg" in -v*) verbose=yes ;; esac
 done
 logs=$(mktemp -d)
-# A job directory of this run's own (the default one is shared with the runs in other PID
-# namespaces): a second inventory gives it to testhost.
+# A job directory of this run's own (the playbooks use the default one, which the runs of the
+# other matrix cells share; their PID namespaces cannot see each other's supervisors, so a reader
+# in one would take the other's running jobs for vanished): a second inventory gives it to testhost.
 # shellcheck disable=SC2088 # a literal ~: ansible expands it for the user each task runs as
 jobs_dir="~/.ansible_async.$(basename "$logs")"
 printf 'all:\n  hosts:\n    testhost:\n      ansible_async_dir: "%s"\n' "$jobs_dir" > "$logs/jobs_dir.yml"
