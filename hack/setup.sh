@@ -40,10 +40,8 @@ venv() {
 . hack/pyenv.sh
 
 if [ "$mode" = "--test" ]; then
-  # The main venv first (alone it takes a minute; beside the others, two: they compete for the
-  # CPUs), then the others side by side with the downloads below; each one's pip output goes to
-  # its log, shown if it fails.
-  venv .venv requirements/dev.txt requirements/constraints.txt
+  # Every venv at once, each one's pip output in its log (shown if it fails): the main venv alone
+  # keeps one CPU busy for a minute, and the others need the CPUs too.
   mkdir -p .build/setup .build/coresrc
   pids=(); dirs=()
   # background NAME COMMAND...: run COMMAND in the background, its output in NAME's log.
@@ -55,7 +53,7 @@ if [ "$mode" = "--test" ]; then
   background_venv() { background "$1" venv "$@"; }
   # ansible-core's own integration targets for the async keyword (tests/keyword_core/run.sh) come
   # from its source distribution, of the versions pinned for .venv (2.19) and .venv-core2.21:
-  # fetched with .venv's pip, beside the other venvs' builds.
+  # fetched with .venv's pip once it is built, beside the other venvs' builds.
   coresrc() {
     local req v
     for req in requirements/constraints.txt requirements/core-2.21.txt; do
@@ -66,7 +64,9 @@ if [ "$mode" = "--test" ]; then
         -d .build/coresrc "ansible-core==$v" || return
     done
   }
-  background coresrc coresrc
+  # The main venv, then (with its pip) the source distributions.
+  main_venv() { venv .venv requirements/dev.txt requirements/constraints.txt && coresrc; }
+  background .venv main_venv
   for req in requirements/core-*.txt; do
     v=$(basename "$req" .txt); v=${v#core-}
     # The controller Python a version needs is named in its header: "controller Python 3.13".

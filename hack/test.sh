@@ -101,7 +101,7 @@ lint() {
   else
     export PATH="$root/$1/bin:$PATH"   # lint runs in a subshell of its own (stage)
   fi
-  ansible --version | head -n 1
+  ansible --version | sed -n 1p   # (sed reads it all: head would close the pipe on ansible)
   python hack/check_docs.py "$examples" || rc=1
   python hack/check_role_specs.py || rc=1
   (cd "$examples" && ansible-playbook -i localhost, --syntax-check ./*.yml >/dev/null) || rc=1
@@ -176,20 +176,21 @@ own_pids() {
 # controller_targets: the controller side (the action plugins, keyword mode on ansible-core's own
 # async action and poll loop, ansible-core's async_status on the collection's jobs, check mode,
 # Ctrl-C of ansible-playbook) and the host operations each of them reaches (start, status, kill,
-# wait, names), and the modules that run them where the lean runner cannot (fallback): every
-# ansible-core version, each with its host Python. (Each Python from 3.8 to 3.13 is the host of
-# one version; ansible-core's payload on the others is its own: the collection's lean runner and
-# supervisor are the same code under every version.)
-controller_targets=(target_python start_status wait_basic named_jobs compat check_mode keyword_mode reliability_interrupt fallback)
+# wait; a re-run that attaches to its named jobs: reliability_interrupt), and the modules that run
+# them where the lean runner cannot (fallback): every ansible-core version, each with its host
+# Python. (Each Python from 3.8 to 3.13 is the host of one version; ansible-core's payload on the
+# others is its own: the collection's lean runner and supervisor are the same code under every
+# version.)
+controller_targets=(target_python start_status wait_basic compat check_mode keyword_mode reliability_interrupt fallback)
 # host_targets: the host code under faults, attacks and races (the job directory's modes, bad ids,
 # symlinks; timeouts and kills of whole process trees), and its features (live output, retries,
-# slots, listing, pruning). Their controller side is the controller targets'; their host
-# code is the same code on every Python, whose calls into the standard library the controller
-# targets reach on every Python. They run where the host code meets the oldest Python (3.8, under
-# 2.17) and the newest (3.13, under 2.18): under the controllers that cost the least CPU per task
-# (before 2.19's data tagging; their controller side is the controller targets'). The SSH test
-# hosts run the main one (3.11).
-host_targets=(job_info prune live_output retries slots named_race security security_shared_dir timeout_kill reliability_corrupt
+# slots, listing, pruning, the rules of named jobs: attach, if_running=fail and restart). Their
+# controller side is the controller targets'; their host code is the same code on every Python,
+# whose calls into the standard library the controller targets reach on every Python. They run
+# where the host code meets the oldest Python (3.8, under 2.17) and the newest (3.13, under 2.18):
+# under the controllers that cost the least CPU per task (before 2.19's data tagging; their
+# controller side is the controller targets'). The SSH test hosts run the main one (3.11).
+host_targets=(job_info prune live_output retries slots named_jobs named_race security security_shared_dir timeout_kill reliability_corrupt
   reliability_fulldisk reliability_kill9 reliability_load reliability_otheruser reliability_output reliability_pidreuse)
 # pattern_targets: every pattern playbook, and keyword mode's switch and check playbook, which add
 # to the controller targets only ansible-core's templating of loops, registered results and
