@@ -31,7 +31,7 @@ venv() {
   [ -f "$dir/.stamp-$(basename "$req")-$stamp" ] && return 0
   echo "setup: building $dir from $req with $python"
   [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" ${con:+-c "$con"}
+  "$dir/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req" ${con:+-c "$con"}
   rm -f "$dir"/.stamp-"$(basename "$req")"-*
   touch "$dir/.stamp-$(basename "$req")-$stamp"
 }

@@ -369,12 +369,15 @@ host_pythons() {
     export DJ_HOSTS_PYTHONS="system 3.8 3.13"
   fi
 }
-# molecule_suite [VENV]: the roles' molecule scenarios against the SSH test hosts, with the
-# molecule and ansible-core of VENV (default .venv).
+# molecule_suite [VENV]: the roles' molecule scenarios against an SSH test host (dj-h1, the
+# system Python), with the molecule and ansible-core of VENV (default .venv). One host: a role's
+# tasks are each host's own (no role looks at another host: no run_once, delegate_to or hostvars),
+# so a second host would run the same tasks again; the host code on the other Pythons runs in the
+# integration cells, and many hosts in one wait in the SSH cases link_drop, wait_drop, all_hosts.
 molecule_suite() {
   [ -z "${1:-}" ] || export PATH="$root/$1/bin:$PATH" DJ_MOLECULE_VENV="$root/$1"
   host_pythons "${1:-.venv}"
-  tests/hosts/hosts.sh up 2 >/dev/null || return 1
+  tests/hosts/hosts.sh up 1 >/dev/null || return 1
   local rc=0
   DJ_HOSTS_INVENTORY=/run/detached-jobs-hosts/inventory.ini hack/molecule.sh || rc=1
   tests/hosts/hosts.sh down >/dev/null
