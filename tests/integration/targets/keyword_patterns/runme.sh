@@ -14,13 +14,17 @@ set -eu -o pipefail
 inventory=${INVENTORY_PATH:-../../inventory}
 collection=$(../keyword_mode/collection.sh)
 logs=$(mktemp -d)
-# A job directory of this run's own, as in the playbooks target (the default one is shared with
-# the runs in other PID namespaces): a second inventory gives it to testhost. A playbook that sets
-# its own (a block's vars) still wins over it.
+# A job directory of each mode's own, as in the playbooks target (the default one is shared with
+# the runs in other PID namespaces, and the two modes, which run at once, share nothing either: one
+# run of the suite under two busy loops saw the mode off read a finished job without its output,
+# its cause not found): a second inventory gives it to testhost. A playbook that sets its own (a
+# block's vars) still wins over it.
 # shellcheck disable=SC2088 # a literal ~: ansible expands it for the user each task runs as
 jobs_dir="~/.ansible_async.$(basename "$logs")"
-printf 'all:\n  hosts:\n    testhost:\n      ansible_async_dir: "%s"\n' "$jobs_dir" > "$logs/jobs_dir.yml"
-trap 'rm -rf "$logs" "$HOME/${jobs_dir#\~/}"' EXIT
+for mode in on off; do
+    printf 'all:\n  hosts:\n    testhost:\n      ansible_async_dir: "%s"\n' "$jobs_dir.$mode" > "$logs/jobs_dir.$mode.yml"
+done
+trap 'rm -rf "$logs" "$HOME/${jobs_dir#\~/}".on "$HOME/${jobs_dir#\~/}".off' EXIT
 off_library=${ANSIBLE_LIBRARY:-}
 
 playbooks=("$collection"/playbooks/keyword/[0-9][0-9]_*.yml)
@@ -33,9 +37,9 @@ run_mode() {
     local mode=$1 start rc=0
     start=$(date +%s)
     if [ "$mode" = on ]; then
-        ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.yml" -e target=testhost "${playbooks[@]}" "${extra[@]}" > "$logs/$mode.log" 2>&1 || rc=$?
+        ANSIBLE_LIBRARY="$collection/keyword" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.$mode.yml" -e target=testhost "${playbooks[@]}" "${extra[@]}" > "$logs/$mode.log" 2>&1 || rc=$?
     else
-        ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.yml" -e target=testhost -e keyword_mode=false "${playbooks[@]}" "${extra[@]}" > "$logs/$mode.log" 2>&1 || rc=$?
+        ANSIBLE_LIBRARY="$off_library" ansible-playbook -i "$inventory" -i "$logs/jobs_dir.$mode.yml" -e target=testhost -e keyword_mode=false "${playbooks[@]}" "${extra[@]}" > "$logs/$mode.log" 2>&1 || rc=$?
     fi
     echo "$rc $(( $(date +%s) - start ))" > "$logs/$mode.rc"
 }
